@@ -1,0 +1,1389 @@
+/**
+ * GENERATED CODE - DO NOT MODIFY
+ */
+import {
+  type LexiconDoc,
+  Lexicons,
+  ValidationError,
+  type ValidationResult,
+} from '@atproto/lexicon'
+import { type $Typed, is$typed, maybe$typed } from './util.js'
+
+export const schemaDict = {
+  ComAtprotoRepoStrongRef: {
+    lexicon: 1,
+    id: 'com.atproto.repo.strongRef',
+    description:
+      'A URI with a content-hash fingerprint. (Vendored from atproto so codegen can resolve references.)',
+    defs: {
+      main: {
+        type: 'object',
+        required: ['uri', 'cid'],
+        properties: {
+          uri: {
+            type: 'string',
+            format: 'at-uri',
+          },
+          cid: {
+            type: 'string',
+            format: 'cid',
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerBid: {
+    lexicon: 1,
+    id: 'commune.scheduler.bid',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          "Written by a meshlet: an offer (or, with decline, a refusal) to run a workload in a given round. Valid only if the strongRef matches the workload's current cid, createdAt is within the workload's window, and the meshlet is eligible. One bid per meshlet per round counts: the earliest by createdAt, then lowest rkey.",
+        key: 'tid',
+        record: {
+          type: 'object',
+          required: ['workload', 'round', 'score', 'createdAt'],
+          properties: {
+            workload: {
+              type: 'ref',
+              ref: 'lex:com.atproto.repo.strongRef',
+            },
+            round: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 1000,
+              description:
+                '0 for the first placement; a re-placement round excludes meshlets lost in earlier rounds.',
+            },
+            score: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 1000000,
+              description:
+                'Higher wins. Recomputed by every meshlet from public records; this value is informative.',
+            },
+            slots: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 64,
+              description:
+                'How many replicas this meshlet can take (only above 1 when the workload allows packing).',
+            },
+            decline: {
+              type: 'boolean',
+              description:
+                'True: the meshlet is eligible but will not run it (lets the round close early).',
+            },
+            reason: {
+              type: 'string',
+              maxLength: 256,
+              description: 'Why it declined.',
+            },
+            createdAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerCapacity: {
+    lexicon: 1,
+    id: 'commune.scheduler.capacity',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          "Written by a meshlet at rkey 'self': what it offers. Refreshed as a heartbeat (rarely: every write costs rate-limit points); a meshlet whose heartbeat is older than its stated interval times three is considered lost.",
+        key: 'literal:self',
+        record: {
+          type: 'object',
+          required: ['total', 'allocatable', 'drivers', 'arch', 'updatedAt'],
+          properties: {
+            total: {
+              type: 'ref',
+              ref: 'lex:commune.scheduler.defs#resources',
+              description: 'Host resources.',
+            },
+            allocatable: {
+              type: 'ref',
+              ref: 'lex:commune.scheduler.defs#resources',
+              description:
+                'Total minus the configured reserve minus what running replicas hold, at updatedAt.',
+            },
+            gpus: {
+              type: 'array',
+              maxItems: 64,
+              items: {
+                type: 'ref',
+                ref: 'lex:commune.scheduler.defs#gpu',
+              },
+            },
+            drivers: {
+              type: 'array',
+              maxItems: 8,
+              items: {
+                type: 'string',
+                maxLength: 32,
+                knownValues: ['docker', 'process'],
+              },
+              description: 'Execution drivers available.',
+            },
+            labels: {
+              type: 'array',
+              maxItems: 64,
+              items: {
+                type: 'ref',
+                ref: 'lex:commune.scheduler.defs#label',
+              },
+            },
+            arch: {
+              type: 'string',
+              maxLength: 32,
+              knownValues: ['amd64', 'arm64'],
+            },
+            endpoint: {
+              type: 'string',
+              format: 'uri',
+              maxLength: 512,
+              description:
+                "Base URL of the meshlet's farm.meshlet.* XRPC service.",
+            },
+            encryptionKey: {
+              type: 'string',
+              maxLength: 128,
+              description:
+                'base64 X25519 public key to which secrets for this meshlet are sealed.',
+            },
+            draining: {
+              type: 'boolean',
+              description: 'True while the meshlet takes no new work.',
+            },
+            heartbeatSeconds: {
+              type: 'integer',
+              minimum: 10,
+              maximum: 86400,
+              description: 'How often this record is refreshed.',
+            },
+            updatedAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerCluster: {
+    lexicon: 1,
+    id: 'commune.scheduler.cluster',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          "Written by a meshlet, one per cluster it is in; the record key is the cluster name. Lists the owner DIDs this meshlet accepts work from. A member counts only when mutual: that owner's meshlet publishes a cluster record listing this meshlet's owner, and both owner↔meshlet links verify. A meshlet may be in several overlapping clusters.",
+        key: 'any',
+        record: {
+          type: 'object',
+          required: ['members', 'createdAt'],
+          properties: {
+            members: {
+              type: 'array',
+              maxItems: 512,
+              items: {
+                type: 'string',
+                format: 'did',
+              },
+              description: 'Member owner DIDs (not meshlet DIDs).',
+            },
+            description: {
+              type: 'string',
+              maxLength: 300,
+            },
+            createdAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerDefs: {
+    lexicon: 1,
+    id: 'commune.scheduler.defs',
+    description: 'Shared object types of the commune scheduler records.',
+    defs: {
+      resources: {
+        type: 'object',
+        description:
+          'An amount of compute. Used both for what a workload replica needs and for what a meshlet offers.',
+        required: ['cpuMillis', 'memoryMiB'],
+        properties: {
+          cpuMillis: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 1024000,
+            description: 'CPU in thousandths of a core (1000 = one core).',
+          },
+          memoryMiB: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 16777216,
+            description: 'Memory in MiB.',
+          },
+          storageMiB: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 1073741824,
+            description:
+              'Scratch disk in MiB. 0 or absent means none is needed.',
+          },
+          gpus: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 64,
+            description: 'Number of whole GPUs.',
+          },
+        },
+      },
+      gpu: {
+        type: 'object',
+        description: 'One GPU as detected on a meshlet (nvidia-smi).',
+        required: ['index', 'model', 'memoryMiB'],
+        properties: {
+          index: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 255,
+          },
+          model: {
+            type: 'string',
+            maxLength: 128,
+            description: "Product name, e.g. 'NVIDIA H100 80GB HBM3'.",
+          },
+          memoryMiB: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 16777216,
+          },
+          uuid: {
+            type: 'string',
+            maxLength: 128,
+          },
+        },
+      },
+      label: {
+        type: 'object',
+        description:
+          'A key/value label on a meshlet, matched by workload constraints.',
+        required: ['key', 'value'],
+        properties: {
+          key: {
+            type: 'string',
+            maxLength: 63,
+            minLength: 1,
+          },
+          value: {
+            type: 'string',
+            maxLength: 253,
+          },
+        },
+      },
+      envVar: {
+        type: 'object',
+        description:
+          "A plain (public) environment variable for a workload's container. Never put secrets here: use sealedSecret.",
+        required: ['name', 'value'],
+        properties: {
+          name: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 256,
+          },
+          value: {
+            type: 'string',
+            maxLength: 8192,
+          },
+        },
+      },
+      sealedSecret: {
+        type: 'object',
+        description:
+          "An environment variable sealed to one meshlet's published encryption key (capacity.encryptionKey). Only that meshlet can open it.",
+        required: ['name', 'meshlet', 'ciphertext'],
+        properties: {
+          name: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 256,
+          },
+          meshlet: {
+            type: 'string',
+            format: 'did',
+            description: 'The meshlet whose key sealed this value.',
+          },
+          ciphertext: {
+            type: 'string',
+            maxLength: 16384,
+            description:
+              'base64: ephemeral X25519 public key (32 bytes) || nonce (12) || AES-256-GCM ciphertext+tag.',
+          },
+        },
+      },
+      constraints: {
+        type: 'object',
+        description: 'Where a workload may run. Every given field must match.',
+        properties: {
+          arch: {
+            type: 'array',
+            maxItems: 8,
+            items: {
+              type: 'string',
+              maxLength: 32,
+              knownValues: ['amd64', 'arm64'],
+            },
+            description: 'Acceptable CPU architectures; empty means any.',
+          },
+          labels: {
+            type: 'array',
+            maxItems: 32,
+            items: {
+              type: 'ref',
+              ref: 'lex:commune.scheduler.defs#label',
+            },
+            description: 'Labels the meshlet must carry (exact key and value).',
+          },
+          meshlets: {
+            type: 'array',
+            maxItems: 256,
+            items: {
+              type: 'string',
+              format: 'did',
+            },
+            description: 'If set, only these meshlets may run it.',
+          },
+          gpuModel: {
+            type: 'string',
+            maxLength: 128,
+            description:
+              "Substring the GPU model name must contain, e.g. 'H100'.",
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerMeshlet: {
+    lexicon: 1,
+    id: 'commune.scheduler.meshlet',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          "Written by an owner: 'this meshlet is mine'. One half of the two-way owner↔meshlet link; the other half is commune.scheduler.meshletOwner in the meshlet's repo. The record key is the meshlet DID when it is a valid record key, else a tid.",
+        key: 'any',
+        record: {
+          type: 'object',
+          required: ['meshlet', 'createdAt'],
+          properties: {
+            meshlet: {
+              type: 'string',
+              format: 'did',
+              description: "The meshlet's DID.",
+            },
+            name: {
+              type: 'string',
+              maxLength: 64,
+              description: 'A human name for the machine.',
+            },
+            createdAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerMeshletOwner: {
+    lexicon: 1,
+    id: 'commune.scheduler.meshletOwner',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          "Written by a meshlet: 'my owner is X'. Lives at rkey 'self'. Trusted only together with the owner's commune.scheduler.meshlet record naming this meshlet.",
+        key: 'literal:self',
+        record: {
+          type: 'object',
+          required: ['owner', 'createdAt'],
+          properties: {
+            owner: {
+              type: 'string',
+              format: 'did',
+              description: "The owner's DID.",
+            },
+            createdAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerShareGrant: {
+    lexicon: 1,
+    id: 'commune.scheduler.shareGrant',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          'Written by an owner: lends one of their meshlets to a recipient, who may then place workloads on it without cluster membership, within these limits.',
+        key: 'tid',
+        record: {
+          type: 'object',
+          required: ['meshlet', 'recipient', 'tier', 'createdAt'],
+          properties: {
+            meshlet: {
+              type: 'string',
+              format: 'did',
+            },
+            recipient: {
+              type: 'string',
+              format: 'did',
+              description: "The recipient's owner DID.",
+            },
+            tier: {
+              type: 'string',
+              maxLength: 8,
+              knownValues: ['a', 'b', 'c'],
+            },
+            allowedImages: {
+              type: 'array',
+              maxItems: 64,
+              items: {
+                type: 'string',
+                maxLength: 512,
+              },
+              description:
+                'Image references or prefixes allowed; empty means any.',
+            },
+            capabilities: {
+              type: 'array',
+              maxItems: 32,
+              items: {
+                type: 'string',
+                maxLength: 64,
+                knownValues: ['cpu', 'gpu', 'storage', 'network'],
+              },
+            },
+            maxConcurrentJobs: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1024,
+              description: 'Default 1.',
+            },
+            caps: {
+              type: 'ref',
+              ref: 'lex:commune.scheduler.defs#resources',
+              description: 'Most the recipient may hold at once.',
+            },
+            minFreeDiskMiB: {
+              type: 'integer',
+              minimum: 0,
+              description: "Disk floor protecting the lender's machine.",
+            },
+            expiresAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+            paused: {
+              type: 'boolean',
+            },
+            onRevoke: {
+              type: 'string',
+              maxLength: 16,
+              knownValues: ['drain', 'kill'],
+            },
+            request: {
+              type: 'ref',
+              ref: 'lex:com.atproto.repo.strongRef',
+              description: 'The shareRequest this answers, if any.',
+            },
+            createdAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerShareRequest: {
+    lexicon: 1,
+    id: 'commune.scheduler.shareRequest',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          'Written by a recipient: asks an owner to lend a meshlet. The owner answers by writing a shareGrant that references it.',
+        key: 'tid',
+        record: {
+          type: 'object',
+          required: ['owner', 'createdAt'],
+          properties: {
+            owner: {
+              type: 'string',
+              format: 'did',
+            },
+            meshlet: {
+              type: 'string',
+              format: 'did',
+              description:
+                'A specific meshlet, if the recipient has one in mind.',
+            },
+            tier: {
+              type: 'string',
+              maxLength: 8,
+              knownValues: ['a', 'b', 'c'],
+            },
+            message: {
+              type: 'string',
+              maxLength: 1000,
+            },
+            createdAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerWorkload: {
+    lexicon: 1,
+    id: 'commune.scheduler.workload',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          'Written by an owner: a container to run. Every eligible, feasible meshlet bids; every meshlet computes the same placement from the valid bids. Deleting this record stops it everywhere.',
+        key: 'tid',
+        record: {
+          type: 'object',
+          required: ['image', 'resources', 'replicas', 'createdAt'],
+          properties: {
+            name: {
+              type: 'string',
+              maxLength: 128,
+              description: 'A human name.',
+            },
+            image: {
+              type: 'string',
+              minLength: 1,
+              maxLength: 512,
+              description:
+                'Container image reference; pin by digest (name@sha256:...) where possible. For the process driver, ignored.',
+            },
+            command: {
+              type: 'array',
+              maxItems: 256,
+              items: {
+                type: 'string',
+                maxLength: 4096,
+              },
+              description:
+                "Command and arguments; empty means the image's default.",
+            },
+            env: {
+              type: 'array',
+              maxItems: 128,
+              items: {
+                type: 'ref',
+                ref: 'lex:commune.scheduler.defs#envVar',
+              },
+            },
+            secrets: {
+              type: 'array',
+              maxItems: 512,
+              items: {
+                type: 'ref',
+                ref: 'lex:commune.scheduler.defs#sealedSecret',
+              },
+            },
+            resources: {
+              type: 'ref',
+              ref: 'lex:commune.scheduler.defs#resources',
+              description: 'Per replica.',
+            },
+            replicas: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 64,
+            },
+            constraints: {
+              type: 'ref',
+              ref: 'lex:commune.scheduler.defs#constraints',
+            },
+            driver: {
+              type: 'string',
+              maxLength: 32,
+              knownValues: ['docker', 'process'],
+              description: 'Required driver; default docker.',
+            },
+            allowPacking: {
+              type: 'boolean',
+              description:
+                'May several replicas run on one meshlet? Default false.',
+            },
+            bidWindowMs: {
+              type: 'integer',
+              minimum: 100,
+              maximum: 600000,
+              description:
+                "How long after createdAt bids are accepted (by the bid's own createdAt). Default 3000.",
+            },
+            timeoutSeconds: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 2592000,
+              description: 'Kill a replica that runs longer than this.',
+            },
+            tier: {
+              type: 'string',
+              maxLength: 8,
+              knownValues: ['a', 'b', 'c'],
+              description:
+                "Trust tier. a: run only, no network, read-only root (default). b: scoped writes, bridge network. c: full host access (only for a meshlet's own owner).",
+            },
+            createdAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneSchedulerWorkloadStatus: {
+    lexicon: 1,
+    id: 'commune.scheduler.workloadStatus',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          'Written by a meshlet about a replica it was selected for. The record key is derived from the workload and replica, so a meshlet has at most one per replica and rewrites it as the state changes. Completed records are the public raw material of fair share (cpu-seconds served).',
+        key: 'any',
+        record: {
+          type: 'object',
+          required: ['workload', 'replica', 'state', 'updatedAt'],
+          properties: {
+            workload: {
+              type: 'ref',
+              ref: 'lex:com.atproto.repo.strongRef',
+            },
+            replica: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 63,
+            },
+            round: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 1000,
+            },
+            state: {
+              type: 'string',
+              maxLength: 32,
+              knownValues: [
+                'scheduled',
+                'running',
+                'succeeded',
+                'failed',
+                'stopped',
+                'yielded',
+                'paused',
+              ],
+            },
+            placed: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 64,
+              description:
+                "How many replicas the placement found room for; below the workload's replicas means it was placed partially.",
+            },
+            exitCode: {
+              type: 'integer',
+              minimum: -1,
+              maximum: 255,
+            },
+            cpuMillis: {
+              type: 'integer',
+              minimum: 0,
+              description: 'CPU time used, in milliseconds of one core.',
+            },
+            memoryPeakBytes: {
+              type: 'integer',
+              minimum: 0,
+            },
+            message: {
+              type: 'string',
+              maxLength: 1024,
+              description:
+                'Why it is in this state (e.g. the reason of a failure).',
+            },
+            startedAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+            finishedAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+            updatedAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
+  FarmMeshletDefs: {
+    lexicon: 1,
+    id: 'farm.meshlet.defs',
+    description: "Views returned by a meshlet's XRPC methods.",
+    defs: {
+      replicaView: {
+        type: 'object',
+        description: 'One replica of a workload on this meshlet.',
+        required: ['workload', 'replica', 'state'],
+        properties: {
+          workload: {
+            type: 'string',
+            format: 'at-uri',
+          },
+          replica: {
+            type: 'integer',
+            minimum: 0,
+          },
+          state: {
+            type: 'string',
+            knownValues: [
+              'scheduled',
+              'running',
+              'succeeded',
+              'failed',
+              'stopped',
+              'yielded',
+              'paused',
+            ],
+          },
+          owner: {
+            type: 'string',
+            format: 'did',
+            description: "The workload's owner.",
+          },
+          image: {
+            type: 'string',
+          },
+          exitCode: {
+            type: 'integer',
+          },
+          cpuMillis: {
+            type: 'integer',
+            minimum: 0,
+          },
+          memoryPeakBytes: {
+            type: 'integer',
+            minimum: 0,
+          },
+          message: {
+            type: 'string',
+          },
+          startedAt: {
+            type: 'string',
+            format: 'datetime',
+          },
+          finishedAt: {
+            type: 'string',
+            format: 'datetime',
+          },
+        },
+      },
+    },
+  },
+  FarmMeshletDeleteWorkload: {
+    lexicon: 1,
+    id: 'farm.meshlet.deleteWorkload',
+    defs: {
+      main: {
+        type: 'procedure',
+        description:
+          "Stop and remove this meshlet's replicas of a workload now and mark them stopped. The workload record stays in its owner's repo; only the owner deleting that record stops it everywhere. Allowed: the meshlet's owner and the workload's owner.",
+        input: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['uri'],
+            properties: {
+              uri: {
+                type: 'string',
+                format: 'at-uri',
+              },
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['uri', 'replicas'],
+            properties: {
+              uri: {
+                type: 'string',
+                format: 'at-uri',
+              },
+              replicas: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:farm.meshlet.defs#replicaView',
+                },
+              },
+            },
+          },
+        },
+        errors: [
+          {
+            name: 'WorkloadNotFound',
+            description: 'This meshlet holds no replica of that workload.',
+          },
+        ],
+      },
+    },
+  },
+  FarmMeshletDrain: {
+    lexicon: 1,
+    id: 'farm.meshlet.drain',
+    defs: {
+      main: {
+        type: 'procedure',
+        description:
+          "Stop bidding for new work; running replicas finish. Allowed: the meshlet's owner.",
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['draining', 'running'],
+            properties: {
+              draining: {
+                type: 'boolean',
+              },
+              running: {
+                type: 'integer',
+                minimum: 0,
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  FarmMeshletGetCapacity: {
+    lexicon: 1,
+    id: 'farm.meshlet.getCapacity',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          'What this meshlet offers now. Allowed: its owner and mutually verified cluster members.',
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: [
+              'did',
+              'total',
+              'allocatable',
+              'drivers',
+              'draining',
+              'running',
+            ],
+            properties: {
+              did: {
+                type: 'string',
+                format: 'did',
+              },
+              owner: {
+                type: 'string',
+                format: 'did',
+              },
+              total: {
+                type: 'ref',
+                ref: 'lex:commune.scheduler.defs#resources',
+              },
+              allocatable: {
+                type: 'ref',
+                ref: 'lex:commune.scheduler.defs#resources',
+              },
+              gpus: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:commune.scheduler.defs#gpu',
+                },
+              },
+              drivers: {
+                type: 'array',
+                items: {
+                  type: 'string',
+                },
+              },
+              draining: {
+                type: 'boolean',
+              },
+              running: {
+                type: 'integer',
+                minimum: 0,
+                description: 'Replicas running now.',
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  FarmMeshletGetWorkloadLogs: {
+    lexicon: 1,
+    id: 'farm.meshlet.getWorkloadLogs',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          "Output of one replica from the bounded ring this meshlet keeps (only the most recent bytes survive). Allowed: the meshlet's owner and the workload's owner.",
+        parameters: {
+          type: 'params',
+          required: ['uri'],
+          properties: {
+            uri: {
+              type: 'string',
+              format: 'at-uri',
+            },
+            replica: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 63,
+              default: 0,
+            },
+            cursor: {
+              type: 'string',
+              maxLength: 32,
+              description:
+                'Byte offset returned by an earlier call; continue from there.',
+            },
+            limit: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1048576,
+              default: 65536,
+              description: 'Most bytes to return.',
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['uri', 'replica', 'logs', 'cursor'],
+            properties: {
+              uri: {
+                type: 'string',
+                format: 'at-uri',
+              },
+              replica: {
+                type: 'integer',
+              },
+              logs: {
+                type: 'string',
+                description: 'UTF-8 output, stdout and stderr interleaved.',
+              },
+              cursor: {
+                type: 'string',
+                description: 'Pass back to read what follows.',
+              },
+              truncated: {
+                type: 'boolean',
+                description:
+                  'True when output before the requested cursor was already dropped from the ring.',
+              },
+            },
+          },
+        },
+        errors: [
+          {
+            name: 'WorkloadNotFound',
+            description: 'This meshlet holds no replica of that workload.',
+          },
+        ],
+      },
+    },
+  },
+  FarmMeshletGetWorkloadStatus: {
+    lexicon: 1,
+    id: 'farm.meshlet.getWorkloadStatus',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          "This meshlet's replicas of one workload. Allowed: the meshlet's owner and the workload's owner.",
+        parameters: {
+          type: 'params',
+          required: ['uri'],
+          properties: {
+            uri: {
+              type: 'string',
+              format: 'at-uri',
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['uri', 'replicas'],
+            properties: {
+              uri: {
+                type: 'string',
+                format: 'at-uri',
+              },
+              replicas: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:farm.meshlet.defs#replicaView',
+                },
+              },
+            },
+          },
+        },
+        errors: [
+          {
+            name: 'WorkloadNotFound',
+            description: 'This meshlet holds no replica of that workload.',
+          },
+        ],
+      },
+    },
+  },
+  FarmMeshletHealth: {
+    lexicon: 1,
+    id: 'farm.meshlet.health',
+    defs: {
+      main: {
+        type: 'query',
+        description: 'Public liveness check; needs no auth.',
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['did', 'status'],
+            properties: {
+              did: {
+                type: 'string',
+                format: 'did',
+              },
+              status: {
+                type: 'string',
+                knownValues: ['ok', 'draining'],
+              },
+              version: {
+                type: 'string',
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  FarmMeshletListWorkloads: {
+    lexicon: 1,
+    id: 'farm.meshlet.listWorkloads',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          'Replicas this meshlet holds, newest first. Allowed: its owner and mutually verified cluster members.',
+        parameters: {
+          type: 'params',
+          properties: {
+            limit: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 100,
+              default: 50,
+            },
+            cursor: {
+              type: 'string',
+              maxLength: 1024,
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['replicas'],
+            properties: {
+              cursor: {
+                type: 'string',
+              },
+              replicas: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:farm.meshlet.defs#replicaView',
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  FarmMeshletPair: {
+    lexicon: 1,
+    id: 'farm.meshlet.pair',
+    defs: {
+      main: {
+        type: 'procedure',
+        description:
+          'Pair this meshlet with the caller using the one-time password the meshlet printed (8 digits, valid 10 minutes, used once). On success the meshlet writes its meshletOwner record naming the caller, who then writes commune.scheduler.meshlet.',
+        input: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['otp'],
+            properties: {
+              otp: {
+                type: 'string',
+                minLength: 8,
+                maxLength: 8,
+              },
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['meshlet', 'owner'],
+            properties: {
+              meshlet: {
+                type: 'string',
+                format: 'did',
+              },
+              owner: {
+                type: 'string',
+                format: 'did',
+              },
+            },
+          },
+        },
+        errors: [
+          {
+            name: 'InvalidOtp',
+          },
+          {
+            name: 'AlreadyPaired',
+          },
+        ],
+      },
+    },
+  },
+  FarmMeshletPauseWorkload: {
+    lexicon: 1,
+    id: 'farm.meshlet.pauseWorkload',
+    defs: {
+      main: {
+        type: 'procedure',
+        description:
+          "Freeze this meshlet's running replicas of a workload. Allowed: the meshlet's owner and the workload's owner.",
+        input: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['uri'],
+            properties: {
+              uri: {
+                type: 'string',
+                format: 'at-uri',
+              },
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['uri', 'replicas'],
+            properties: {
+              uri: {
+                type: 'string',
+                format: 'at-uri',
+              },
+              replicas: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:farm.meshlet.defs#replicaView',
+                },
+              },
+            },
+          },
+        },
+        errors: [
+          {
+            name: 'WorkloadNotFound',
+            description: 'This meshlet holds no replica of that workload.',
+          },
+        ],
+      },
+    },
+  },
+  FarmMeshletResumeWorkload: {
+    lexicon: 1,
+    id: 'farm.meshlet.resumeWorkload',
+    defs: {
+      main: {
+        type: 'procedure',
+        description:
+          "Unfreeze replicas frozen by pauseWorkload. Allowed: the meshlet's owner and the workload's owner.",
+        input: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['uri'],
+            properties: {
+              uri: {
+                type: 'string',
+                format: 'at-uri',
+              },
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['uri', 'replicas'],
+            properties: {
+              uri: {
+                type: 'string',
+                format: 'at-uri',
+              },
+              replicas: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:farm.meshlet.defs#replicaView',
+                },
+              },
+            },
+          },
+        },
+        errors: [
+          {
+            name: 'WorkloadNotFound',
+            description: 'This meshlet holds no replica of that workload.',
+          },
+        ],
+      },
+    },
+  },
+  FarmMeshletUndrain: {
+    lexicon: 1,
+    id: 'farm.meshlet.undrain',
+    defs: {
+      main: {
+        type: 'procedure',
+        description: "Bid for new work again. Allowed: the meshlet's owner.",
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['draining', 'running'],
+            properties: {
+              draining: {
+                type: 'boolean',
+              },
+              running: {
+                type: 'integer',
+                minimum: 0,
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const satisfies Record<string, LexiconDoc>
+export const schemas = Object.values(schemaDict) satisfies LexiconDoc[]
+export const lexicons: Lexicons = new Lexicons(schemas)
+
+export function validate<T extends { $type: string }>(
+  v: unknown,
+  id: string,
+  hash: string,
+  requiredType: true,
+): ValidationResult<T>
+export function validate<T extends { $type?: string }>(
+  v: unknown,
+  id: string,
+  hash: string,
+  requiredType?: false,
+): ValidationResult<T>
+export function validate(
+  v: unknown,
+  id: string,
+  hash: string,
+  requiredType?: boolean,
+): ValidationResult {
+  return (requiredType ? is$typed : maybe$typed)(v, id, hash)
+    ? lexicons.validate(`${id}#${hash}`, v)
+    : {
+        success: false,
+        error: new ValidationError(
+          `Must be an object with "${hash === 'main' ? id : `${id}#${hash}`}" $type property`,
+        ),
+      }
+}
+
+export const ids = {
+  ComAtprotoRepoStrongRef: 'com.atproto.repo.strongRef',
+  CommuneSchedulerBid: 'commune.scheduler.bid',
+  CommuneSchedulerCapacity: 'commune.scheduler.capacity',
+  CommuneSchedulerCluster: 'commune.scheduler.cluster',
+  CommuneSchedulerDefs: 'commune.scheduler.defs',
+  CommuneSchedulerMeshlet: 'commune.scheduler.meshlet',
+  CommuneSchedulerMeshletOwner: 'commune.scheduler.meshletOwner',
+  CommuneSchedulerShareGrant: 'commune.scheduler.shareGrant',
+  CommuneSchedulerShareRequest: 'commune.scheduler.shareRequest',
+  CommuneSchedulerWorkload: 'commune.scheduler.workload',
+  CommuneSchedulerWorkloadStatus: 'commune.scheduler.workloadStatus',
+  FarmMeshletDefs: 'farm.meshlet.defs',
+  FarmMeshletDeleteWorkload: 'farm.meshlet.deleteWorkload',
+  FarmMeshletDrain: 'farm.meshlet.drain',
+  FarmMeshletGetCapacity: 'farm.meshlet.getCapacity',
+  FarmMeshletGetWorkloadLogs: 'farm.meshlet.getWorkloadLogs',
+  FarmMeshletGetWorkloadStatus: 'farm.meshlet.getWorkloadStatus',
+  FarmMeshletHealth: 'farm.meshlet.health',
+  FarmMeshletListWorkloads: 'farm.meshlet.listWorkloads',
+  FarmMeshletPair: 'farm.meshlet.pair',
+  FarmMeshletPauseWorkload: 'farm.meshlet.pauseWorkload',
+  FarmMeshletResumeWorkload: 'farm.meshlet.resumeWorkload',
+  FarmMeshletUndrain: 'farm.meshlet.undrain',
+} as const

@@ -1,0 +1,55 @@
+/**
+ * GENERATED CODE - DO NOT MODIFY
+ */
+import { type ValidationResult, BlobRef } from '@atproto/lexicon'
+import { CID } from 'multiformats/cid'
+import { validate as _validate } from '../../../lexicons.js'
+import {
+  type $Typed,
+  is$typed as _is$typed,
+  type OmitKey,
+} from '../../../util.js'
+import type * as CommuneSchedulerDefs from './defs.js'
+import type * as ComAtprotoRepoStrongRef from '../../com/atproto/repo/strongRef.js'
+
+const is$typed = _is$typed,
+  validate = _validate
+const id = 'commune.scheduler.shareGrant'
+
+export interface Main {
+  $type: 'commune.scheduler.shareGrant'
+  meshlet: string
+  /** The recipient's owner DID. */
+  recipient: string
+  tier: 'a' | 'b' | 'c' | (string & {})
+  /** Image references or prefixes allowed; empty means any. */
+  allowedImages?: string[]
+  capabilities?: ('cpu' | 'gpu' | 'storage' | 'network' | (string & {}))[]
+  /** Default 1. */
+  maxConcurrentJobs?: number
+  caps?: CommuneSchedulerDefs.Resources
+  /** Disk floor protecting the lender's machine. */
+  minFreeDiskMiB?: number
+  expiresAt?: string
+  paused?: boolean
+  onRevoke?: 'drain' | 'kill' | (string & {})
+  request?: ComAtprotoRepoStrongRef.Main
+  createdAt: string
+  [k: string]: unknown
+}
+
+const hashMain = 'main'
+
+export function isMain<V>(v: V) {
+  return is$typed(v, id, hashMain)
+}
+
+export function validateMain<V>(v: V) {
+  return validate<Main & V>(v, id, hashMain, true)
+}
+
+export {
+  type Main as Record,
+  isMain as isRecord,
+  validateMain as validateRecord,
+}
