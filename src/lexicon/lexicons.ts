@@ -115,7 +115,7 @@ export const schemaDict = {
             },
             gpus: {
               type: 'array',
-              maxItems: 64,
+              maxLength: 64,
               items: {
                 type: 'ref',
                 ref: 'lex:commune.scheduler.defs#gpu',
@@ -123,7 +123,7 @@ export const schemaDict = {
             },
             drivers: {
               type: 'array',
-              maxItems: 8,
+              maxLength: 8,
               items: {
                 type: 'string',
                 maxLength: 32,
@@ -133,7 +133,7 @@ export const schemaDict = {
             },
             labels: {
               type: 'array',
-              maxItems: 64,
+              maxLength: 64,
               items: {
                 type: 'ref',
                 ref: 'lex:commune.scheduler.defs#label',
@@ -191,7 +191,7 @@ export const schemaDict = {
           properties: {
             members: {
               type: 'array',
-              maxItems: 512,
+              maxLength: 512,
               items: {
                 type: 'string',
                 format: 'did',
@@ -339,7 +339,7 @@ export const schemaDict = {
         properties: {
           arch: {
             type: 'array',
-            maxItems: 8,
+            maxLength: 8,
             items: {
               type: 'string',
               maxLength: 32,
@@ -349,7 +349,7 @@ export const schemaDict = {
           },
           labels: {
             type: 'array',
-            maxItems: 32,
+            maxLength: 32,
             items: {
               type: 'ref',
               ref: 'lex:commune.scheduler.defs#label',
@@ -358,7 +358,7 @@ export const schemaDict = {
           },
           meshlets: {
             type: 'array',
-            maxItems: 256,
+            maxLength: 256,
             items: {
               type: 'string',
               format: 'did',
@@ -463,7 +463,7 @@ export const schemaDict = {
             },
             allowedImages: {
               type: 'array',
-              maxItems: 64,
+              maxLength: 64,
               items: {
                 type: 'string',
                 maxLength: 512,
@@ -473,7 +473,7 @@ export const schemaDict = {
             },
             capabilities: {
               type: 'array',
-              maxItems: 32,
+              maxLength: 32,
               items: {
                 type: 'string',
                 maxLength: 64,
@@ -590,7 +590,7 @@ export const schemaDict = {
             },
             command: {
               type: 'array',
-              maxItems: 256,
+              maxLength: 256,
               items: {
                 type: 'string',
                 maxLength: 4096,
@@ -600,7 +600,7 @@ export const schemaDict = {
             },
             env: {
               type: 'array',
-              maxItems: 128,
+              maxLength: 128,
               items: {
                 type: 'ref',
                 ref: 'lex:commune.scheduler.defs#envVar',
@@ -608,7 +608,7 @@ export const schemaDict = {
             },
             secrets: {
               type: 'array',
-              maxItems: 512,
+              maxLength: 512,
               items: {
                 type: 'ref',
                 ref: 'lex:commune.scheduler.defs#sealedSecret',

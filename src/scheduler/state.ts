@@ -1,0 +1,135 @@
+// An in-memory index of the public commune.scheduler.* records a meshlet has seen.
+// Deterministic and I/O-free: the firehose shell feeds it, the pure functions read it.
+import type {
+  BidRecord,
+  CapacityRecord,
+  ClusterRecord,
+  Collection,
+  MeshletOwnerRecord,
+  MeshletRecord,
+  RecordTypes,
+  ShareGrantRecord,
+  WorkloadRecord,
+  WorkloadStatusRecord,
+} from '../records/index.js'
+
+export interface Stored<T> {
+  uri: string
+  cid: string
+  /** The repo the record lives in: who signed it. */
+  did: string
+  rkey: string
+  record: T
+}
+
+export class PublicState {
+  /** owner repo: "this meshlet is mine", by uri */
+  readonly meshlets = new Map<string, Stored<MeshletRecord>>()
+  /** meshlet repo: "my owner is X", by meshlet DID */
+  readonly meshletOwners = new Map<string, Stored<MeshletOwnerRecord>>()
+  /** by uri */
+  readonly clusters = new Map<string, Stored<ClusterRecord>>()
+  /** by meshlet DID */
+  readonly capacities = new Map<string, Stored<CapacityRecord>>()
+  /** by uri */
+  readonly workloads = new Map<string, Stored<WorkloadRecord>>()
+  /** by uri */
+  readonly bids = new Map<string, Stored<BidRecord>>()
+  /** by uri */
+  readonly statuses = new Map<string, Stored<WorkloadStatusRecord>>()
+  /** by uri */
+  readonly grants = new Map<string, Stored<ShareGrantRecord>>()
+  /** bid uris by the workload uri they reference */
+  private readonly bidsByWorkload = new Map<string, Set<string>>()
+  /** status uris by the workload uri they reference */
+  private readonly statusesByWorkload = new Map<string, Set<string>>()
+
+  /** Upserts a validated record. Returns false when nothing changed (a replayed event). */
+  put<C extends Collection>(collection: C, stored: Stored<RecordTypes[C]>): boolean {
+    const s = stored as Stored<never>
+    switch (collection) {
+      case 'commune.scheduler.meshlet':
+        return setIfNew(this.meshlets, s.uri, s)
+      case 'commune.scheduler.meshletOwner':
+        return s.rkey === 'self' ? setIfNew(this.meshletOwners, s.did, s) : false
+      case 'commune.scheduler.cluster':
+        return setIfNew(this.clusters, s.uri, s)
+      case 'commune.scheduler.capacity':
+        return s.rkey === 'self' ? setIfNew(this.capacities, s.did, s) : false
+      case 'commune.scheduler.workload':
+        return setIfNew(this.workloads, s.uri, s)
+      case 'commune.scheduler.bid': {
+        const old = this.bids.get(s.uri)
+        if (old) index(this.bidsByWorkload, old.record.workload.uri, s.uri, false)
+        index(this.bidsByWorkload, (s as Stored<BidRecord>).record.workload.uri, s.uri, true)
+        return setIfNew(this.bids, s.uri, s)
+      }
+      case 'commune.scheduler.workloadStatus': {
+        const old = this.statuses.get(s.uri)
+        if (old) index(this.statusesByWorkload, old.record.workload.uri, s.uri, false)
+        index(this.statusesByWorkload, (s as Stored<WorkloadStatusRecord>).record.workload.uri, s.uri, true)
+        return setIfNew(this.statuses, s.uri, s)
+      }
+      case 'commune.scheduler.shareGrant':
+        return setIfNew(this.grants, s.uri, s)
+      default:
+        return false
+    }
+  }
+
+  /** Removes a record by its uri. Returns false when it was not there. */
+  delete(collection: Collection, did: string, rkey: string): boolean {
+    const uri = `at://${did}/${collection}/${rkey}`
+    switch (collection) {
+      case 'commune.scheduler.meshlet':
+        return this.meshlets.delete(uri)
+      case 'commune.scheduler.meshletOwner':
+        return rkey === 'self' && this.meshletOwners.delete(did)
+      case 'commune.scheduler.cluster':
+        return this.clusters.delete(uri)
+      case 'commune.scheduler.capacity':
+        return rkey === 'self' && this.capacities.delete(did)
+      case 'commune.scheduler.workload':
+        return this.workloads.delete(uri)
+      case 'commune.scheduler.bid': {
+        const old = this.bids.get(uri)
+        if (old) index(this.bidsByWorkload, old.record.workload.uri, uri, false)
+        return this.bids.delete(uri)
+      }
+      case 'commune.scheduler.workloadStatus': {
+        const old = this.statuses.get(uri)
+        if (old) index(this.statusesByWorkload, old.record.workload.uri, uri, false)
+        return this.statuses.delete(uri)
+      }
+      case 'commune.scheduler.shareGrant':
+        return this.grants.delete(uri)
+      default:
+        return false
+    }
+  }
+
+  bidsFor(workloadUri: string): Stored<BidRecord>[] {
+    return [...(this.bidsByWorkload.get(workloadUri) ?? [])].flatMap((u) => this.bids.get(u) ?? [])
+  }
+
+  statusesFor(workloadUri: string): Stored<WorkloadStatusRecord>[] {
+    return [...(this.statusesByWorkload.get(workloadUri) ?? [])].flatMap((u) => this.statuses.get(u) ?? [])
+  }
+}
+
+function setIfNew<T extends { cid: string }>(map: Map<string, T>, key: string, value: T): boolean {
+  if (map.get(key)?.cid === value.cid) return false
+  map.set(key, value)
+  return true
+}
+
+function index(map: Map<string, Set<string>>, key: string, uri: string, add: boolean): void {
+  let set = map.get(key)
+  if (add) {
+    if (!set) map.set(key, (set = new Set()))
+    set.add(uri)
+  } else if (set) {
+    set.delete(uri)
+    if (set.size === 0) map.delete(key)
+  }
+}
