@@ -1,0 +1,155 @@
+// Firehose ingestion: commit signatures verified by @atproto/sync against each repo's
+// DID key, filtered to commune.scheduler.*, every record lexicon-validated before it is
+// believed, the cursor persisted with the record so a restart resumes exactly.
+//
+// Backpressure: events are handled one at a time per source (no MemoryRunner, whose
+// concurrency is unbounded), and the handler only indexes; slower work is signalled
+// through `onChange`, which callers coalesce. A disconnect (including ConsumerTooSlow)
+// reconnects from the persisted cursor; handlers are idempotent because replays happen.
+import { Firehose, type Event } from '@atproto/sync'
+import type { IdResolver } from '@atproto/identity'
+import type { Logger } from 'pino'
+import type { LocalDb } from '../db/index.js'
+import { isSchedulerCollection, validateRecord, type Collection } from '../records/index.js'
+import type { PublicState, Stored } from '../scheduler/state.js'
+
+export interface RecordChange {
+  collection: Collection
+  uri: string
+  did: string
+  rkey: string
+  action: 'put' | 'delete'
+  /** Commit time of the firehose event (when known): latency measurement only. */
+  seenAt: number
+}
+
+export interface IngestOptions {
+  idResolver: IdResolver
+  db: LocalDb
+  state: PublicState
+  logger: Logger
+  onChange?: (change: RecordChange) => void
+  reconnectDelayMs?: number
+}
+
+export class Ingestor {
+  private hoses = new Map<string, Firehose>()
+  readonly stats = { events: 0, applied: 0, invalid: 0, errors: 0 }
+
+  constructor(private readonly opts: IngestOptions) {}
+
+  /** Loads what earlier runs believed, so replays from the cursor are all that is needed. */
+  restore(): number {
+    let n = 0
+    for (const row of this.opts.db.allRecords()) {
+      if (!isSchedulerCollection(row.collection)) continue
+      const valid = validateRecord(row.collection, JSON.parse(row.json))
+      if (!valid.ok) continue
+      this.opts.state.put(row.collection, { uri: row.uri, cid: row.cid, did: row.did, rkey: row.rkey, record: valid.record })
+      n++
+    }
+    return n
+  }
+
+  sources(): string[] {
+    return [...this.hoses.keys()]
+  }
+
+  /** Subscribes to one more PDS or relay (idempotent). */
+  addSource(service: string): void {
+    const url = service.replace(/^http/, 'ws').replace(/\/$/, '')
+    if (this.hoses.has(url)) return
+    const firehose = new Firehose({
+      idResolver: this.opts.idResolver,
+      service: url,
+      filterCollections: ['commune.scheduler.*'],
+      excludeIdentity: true,
+      excludeAccount: true,
+      excludeSync: true,
+      subscriptionReconnectDelay: this.opts.reconnectDelayMs ?? 1000,
+      getCursor: () => this.opts.db.getCursor(url),
+      handleEvent: (evt) => this.handle(url, evt),
+      onError: (err) => {
+        this.stats.errors++
+        this.opts.logger.warn({ err: err.message, source: url }, 'firehose error')
+      },
+    })
+    this.hoses.set(url, firehose)
+    void firehose.start()
+  }
+
+  /** Applies a record read outside the firehose (startup bootstrap); never overrides a newer one. */
+  applyRecord(collection: Collection, stored: Stored<unknown>, overwrite = false): boolean {
+    const valid = validateRecord(collection, stored.record)
+    if (!valid.ok) {
+      this.stats.invalid++
+      this.opts.logger.warn({ uri: stored.uri, error: valid.error }, 'invalid record skipped')
+      return false
+    }
+    if (!overwrite && this.known(collection, stored)) return false
+    return this.store(collection, { ...stored, record: valid.record }, Date.now())
+  }
+
+  private known(collection: Collection, s: Stored<unknown>): boolean {
+    const st = this.opts.state
+    if (collection === 'commune.scheduler.meshletOwner') return st.meshletOwners.has(s.did)
+    if (collection === 'commune.scheduler.capacity') return st.capacities.has(s.did)
+    return [st.meshlets, st.clusters, st.workloads, st.bids, st.statuses, st.grants].some((m) => m.has(s.uri))
+  }
+
+  private handle(source: string, evt: Event): void {
+    this.stats.events++
+    if (evt.event !== 'create' && evt.event !== 'update' && evt.event !== 'delete') return
+    const seenAt = Date.parse(evt.time) || Date.now()
+    const { collection, rkey, did } = evt
+    const uri = evt.uri.toString()
+    if (!isSchedulerCollection(collection)) return
+    const db = this.opts.db
+    if (evt.event === 'delete') {
+      db.tx(() => {
+        db.deleteRecord(uri)
+        db.setCursor(source, evt.seq)
+      })
+      if (this.opts.state.delete(collection, did, rkey)) {
+        this.stats.applied++
+        this.opts.onChange?.({ collection, uri, did, rkey, action: 'delete', seenAt })
+      }
+      return
+    }
+    const valid = validateRecord(collection, evt.record)
+    if (!valid.ok) {
+      this.stats.invalid++
+      this.opts.logger.warn({ uri, error: valid.error }, 'invalid record skipped')
+      db.setCursor(source, evt.seq)
+      return
+    }
+    const stored = { uri, cid: evt.cid.toString(), did, rkey, record: valid.record }
+    db.tx(() => {
+      this.persist(collection, stored)
+      db.setCursor(source, evt.seq)
+    })
+    if (this.opts.state.put(collection, stored)) {
+      this.stats.applied++
+      this.opts.onChange?.({ collection, uri, did, rkey, action: 'put', seenAt })
+    }
+  }
+
+  private store(collection: Collection, stored: Stored<unknown>, seenAt: number): boolean {
+    this.persist(collection, stored)
+    const changed = this.opts.state.put(collection, stored as Stored<never>)
+    if (changed) {
+      this.stats.applied++
+      this.opts.onChange?.({ collection, uri: stored.uri, did: stored.did, rkey: stored.rkey, action: 'put', seenAt })
+    }
+    return changed
+  }
+
+  private persist(collection: Collection, s: Stored<unknown>): void {
+    this.opts.db.putRecord({ uri: s.uri, collection, did: s.did, rkey: s.rkey, cid: s.cid, json: JSON.stringify(s.record) })
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.hoses.values()].map((h) => h.destroy()))
+    this.hoses.clear()
+  }
+}
