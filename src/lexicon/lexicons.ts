@@ -689,6 +689,8 @@ export const schemaDict = {
               type: 'integer',
               minimum: 0,
               maximum: 63,
+              description:
+                'Index of this replica among those this meshlet runs for the workload (0 unless the workload allows packing).',
             },
             round: {
               type: 'integer',
@@ -713,7 +715,7 @@ export const schemaDict = {
               minimum: 0,
               maximum: 64,
               description:
-                "How many replicas the placement found room for; below the workload's replicas means it was placed partially.",
+                "Present only when the placement could not place every replica: how many it placed (below the workload's replicas).",
             },
             exitCode: {
               type: 'integer',

@@ -18,6 +18,7 @@ const id = 'commune.scheduler.workloadStatus'
 export interface Main {
   $type: 'commune.scheduler.workloadStatus'
   workload: ComAtprotoRepoStrongRef.Main
+  /** Index of this replica among those this meshlet runs for the workload (0 unless the workload allows packing). */
   replica: number
   round?: number
   state:
@@ -29,7 +30,7 @@ export interface Main {
     | 'yielded'
     | 'paused'
     | (string & {})
-  /** How many replicas the placement found room for; below the workload's replicas means it was placed partially. */
+  /** Present only when the placement could not place every replica: how many it placed (below the workload's replicas). */
   placed?: number
   exitCode?: number
   /** CPU time used, in milliseconds of one core. */

@@ -1,0 +1,168 @@
+// One meshlet daemon, wired AppContext-style: identity, local db, firehose ingestion,
+// cluster formation, the placement engine, the executor, heartbeats and (optionally) XRPC.
+import path from 'node:path'
+import os from 'node:os'
+import { X25519 } from '../util/x25519.js'
+import { ClusterFormation } from '../cluster/formation.js'
+import { LocalDb } from '../db/index.js'
+import type { Driver } from '../executor/types.js'
+import { createIdResolver } from '../identity/resolver.js'
+import { COLLECTIONS, type CapacityRecord, type Resources } from '../records/index.js'
+import { RepoReader } from '../repo/reader.js'
+import { RepoWriter } from '../repo/writer.js'
+import { PublicState } from '../scheduler/state.js'
+import { Ingestor } from '../sync/ingest.js'
+import { createLogger, type Logger } from '../util/logger.js'
+import { nowIso } from '../util/time.js'
+import { checkConfig, type MeshletConfig } from './config.js'
+import { PlacementEngine } from './engine.js'
+
+export interface AppContext {
+  cfg: MeshletConfig
+  did: string
+  logger: Logger
+  db: LocalDb
+  state: PublicState
+  reader: RepoReader
+  writer: RepoWriter
+  ingestor: Ingestor
+  formation: ClusterFormation
+  engine: PlacementEngine
+  driver?: Driver
+  total: Resources
+  draining: boolean
+  encryptionKey: X25519
+}
+
+export class Meshlet {
+  private heartbeat?: NodeJS.Timeout
+  private constructor(readonly ctx: AppContext) {}
+
+  get did(): string {
+    return this.ctx.did
+  }
+
+  static async start(config: Partial<MeshletConfig>, opts: { logger?: Logger } = {}): Promise<Meshlet> {
+    const cfg = checkConfig(config)
+    const logger = opts.logger ?? createLogger('meshlet', cfg.logLevel)
+    const idResolver = createIdResolver({ plcUrl: cfg.plcUrl, allowInsecureHttp: cfg.allowInsecureHttp })
+    const writer = await RepoWriter.login(cfg.service, cfg.identifier, cfg.password)
+    const did = writer.did
+    const db = new LocalDb(path.join(cfg.dataDir, 'meshlet.sqlite'))
+    const state = new PublicState()
+    const reader = new RepoReader(idResolver)
+    const encryptionKey = X25519.loadOrCreate(db)
+    // Loaded only when used: a scheduling-only meshlet needs no Docker client.
+    const driver = cfg.driver === 'none' ? undefined : await (await import('../executor/index.js')).createDriver(cfg.driver, { logger, dataDir: cfg.dataDir })
+    const total = subtract(cfg.resources ?? hostResources(), cfg.reserve)
+
+    let formation: ClusterFormation | undefined
+    let engine: PlacementEngine | undefined
+    const ingestor = new Ingestor({
+      idResolver,
+      db,
+      state,
+      logger,
+      onChange: (c) => {
+        formation?.onChange(c)
+        engine?.onChange(c)
+      },
+    })
+    const restored = ingestor.restore()
+    formation = new ClusterFormation({ meshletDid: did, reader, state, ingestor, logger, followPdses: !cfg.firehose?.length })
+    for (const src of cfg.firehose ?? []) ingestor.addSource(src)
+    const ctx = { cfg, did, logger, db, state, reader, writer, ingestor, formation, driver, total, draining: false, encryptionKey } as AppContext
+    engine = new PlacementEngine({
+      did,
+      state,
+      writer,
+      logger,
+      driver,
+      placement: { graceMs: cfg.graceMs, defaultWindowMs: cfg.bidWindowMs },
+      drivers: driver ? [driver.name] : ['docker', 'process'],
+      isDraining: () => ctx.draining,
+      openSecret: (c) => encryptionKey.open(c),
+      allocatable: () => subtract(ctx.total, engine!.held()),
+    })
+    ctx.engine = engine
+    const meshlet = new Meshlet(ctx)
+
+    const members = await formation.bootstrap()
+    await meshlet.loadOwnRecords()
+    if (driver) {
+      const { reconcile } = await import('../executor/reconcile.js')
+      const r = await reconcile(driver, did, engine.desiredReplicas())
+      logger.info({ adopted: r.adopted.length, started: r.started.length, removed: r.removed.length }, 'reconciled containers')
+    }
+    await meshlet.publishCapacity()
+    logger.info({ did, restored, members: members.filter((m) => m.verified).map((m) => m.owner) }, 'meshlet up')
+    engine.markAllDirty()
+    const hb = (cfg.heartbeatSeconds ?? 300) * 1000
+    meshlet.heartbeat = setInterval(() => void meshlet.publishCapacity().catch((err) => logger.warn({ err: err.message }, 'heartbeat failed')), hb)
+    meshlet.heartbeat.unref()
+    return meshlet
+  }
+
+  /** Our own bids and statuses, straight from our repo: a crash may have lost their echo. */
+  private async loadOwnRecords(): Promise<void> {
+    for (const collection of [COLLECTIONS.bid, COLLECTIONS.workloadStatus] as const) {
+      const { records } = await this.ctx.reader.list(this.did, collection)
+      for (const r of records) {
+        this.ctx.writer.markExisting(collection, r.rkey)
+        this.ctx.ingestor.applyRecord(collection, { uri: r.uri, cid: r.cid, did: this.did, rkey: r.rkey, record: r.record }, true)
+      }
+    }
+  }
+
+  capacityRecord(): CapacityRecord {
+    const { ctx } = this
+    return {
+      $type: COLLECTIONS.capacity,
+      total: ctx.total,
+      allocatable: subtract(ctx.total, ctx.engine.held()),
+      drivers: ctx.driver ? [ctx.driver.name] : ['docker', 'process'],
+      arch: process.arch === 'arm64' ? 'arm64' : 'amd64',
+      ...(ctx.cfg.labels?.length ? { labels: ctx.cfg.labels } : {}),
+      ...(ctx.cfg.publicUrl ? { endpoint: ctx.cfg.publicUrl } : {}),
+      encryptionKey: ctx.encryptionKey.publicKeyBase64,
+      draining: ctx.draining,
+      heartbeatSeconds: ctx.cfg.heartbeatSeconds ?? 300,
+      updatedAt: nowIso(),
+    }
+  }
+
+  async publishCapacity(): Promise<void> {
+    const record = this.capacityRecord()
+    const res = await this.ctx.writer.put(COLLECTIONS.capacity, 'self', record)
+    this.ctx.ingestor.applyRecord(COLLECTIONS.capacity, { uri: res.uri, cid: res.cid ?? '', did: this.did, rkey: 'self', record }, true)
+  }
+
+  async setDraining(draining: boolean): Promise<void> {
+    this.ctx.draining = draining
+    await this.publishCapacity()
+  }
+
+  async close(opts: { stopReplicas?: boolean } = {}): Promise<void> {
+    clearInterval(this.heartbeat)
+    await this.ctx.engine.close()
+    await this.ctx.ingestor.close()
+    if (opts.stopReplicas && this.ctx.driver) {
+      for (const r of await this.ctx.driver.listOwn(this.did)) await this.ctx.driver.stop(r.workloadUri, r.replica)
+    }
+    await this.ctx.driver?.close()
+    this.ctx.db.close()
+  }
+}
+
+export function hostResources(): Resources {
+  return { cpuMillis: os.cpus().length * 1000, memoryMiB: Math.floor(os.totalmem() / 2 ** 20), storageMiB: 0, gpus: 0 }
+}
+
+export function subtract(a: Resources, b?: Partial<Resources>): Resources {
+  return {
+    cpuMillis: Math.max(1, a.cpuMillis - (b?.cpuMillis ?? 0)),
+    memoryMiB: Math.max(1, a.memoryMiB - (b?.memoryMiB ?? 0)),
+    storageMiB: Math.max(0, (a.storageMiB ?? 0) - (b?.storageMiB ?? 0)),
+    gpus: Math.max(0, (a.gpus ?? 0) - (b?.gpus ?? 0)),
+  }
+}

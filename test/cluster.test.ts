@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { DevNetwork } from '../src/dev/network.js'
+import { meshletRecordKey } from '../src/identity/link.js'
+import { COLLECTIONS } from '../src/records/index.js'
+import { acceptsWorkFrom, verifiedClusters } from '../src/scheduler/membership.js'
+import { nowIso, waitFor } from '../src/util/time.js'
+import { addMember, setCluster, startNetwork, type Member } from './helpers/commune.js'
+import { observe, type Observer } from './helpers/observer.js'
+
+let net: DevNetwork
+const observers: Observer[] = []
+
+beforeAll(async () => {
+  net = await startNetwork()
+})
+afterAll(async () => {
+  await Promise.all(observers.map((o) => o.close()))
+  await net?.close()
+})
+
+const verdictOf = (o: Observer, m: Member) => o.formation.members().find((v) => v.owner === m.owner.did)
+
+describe('cluster formation (real PDS + firehose)', () => {
+  it('keeps only mutually verified members of a three-owner cluster', async () => {
+    const [alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => addMember(net, n)))
+    await setCluster(alice, 'garden', [bob, carol])
+    await setCluster(bob, 'garden', [alice, carol])
+    // carol's meshlet lists only bob: alice is not mutual with carol
+    await setCluster(carol, 'garden', [bob])
+    const o = await observe(net, alice.meshlet.did)
+    observers.push(o)
+    expect(verdictOf(o, bob)).toMatchObject({ verified: true, meshlets: [bob.meshlet.did], clusters: ['garden'] })
+    expect(verdictOf(o, carol)).toMatchObject({ verified: false, reason: 'not-mutual' })
+    expect(verifiedClusters(o.state, alice.meshlet.did).get('garden')).toEqual([bob.owner.did])
+    expect(acceptsWorkFrom(o.state, alice.meshlet.did, carol.owner.did)).toBe(false)
+    expect(acceptsWorkFrom(o.state, alice.meshlet.did, bob.owner.did)).toBe(true)
+  })
+
+  it('excludes a member whose own link does not verify', async () => {
+    const [dave, erin] = await Promise.all(['dave', 'erin'].map((n) => addMember(net, n)))
+    await setCluster(dave, 'c', [erin])
+    await setCluster(erin, 'c', [dave])
+    // erin's owner record is removed: erin's meshlet now claims an owner who does not claim it
+    await erin.owner.writer.delete(COLLECTIONS.meshlet, meshletRecordKey(erin.meshlet.did))
+    const o = await observe(net, dave.meshlet.did)
+    observers.push(o)
+    expect(verdictOf(o, erin)).toMatchObject({ verified: false, reason: 'no-verified-meshlet' })
+  })
+
+  it('puts one meshlet in two overlapping clusters', async () => {
+    const [fay, gus, hal] = await Promise.all(['fay', 'gus', 'hal'].map((n) => addMember(net, n)))
+    await setCluster(fay, 'north', [gus])
+    await setCluster(fay, 'south', [gus, hal])
+    await setCluster(gus, 'north', [fay])
+    await setCluster(hal, 'south', [fay])
+    const o = await observe(net, fay.meshlet.did)
+    observers.push(o)
+    const clusters = verifiedClusters(o.state, fay.meshlet.did)
+    expect(clusters.get('north')).toEqual([gus.owner.did])
+    expect([...(clusters.get('south') ?? [])].sort()).toEqual([gus.owner.did, hal.owner.did].sort())
+    expect(verdictOf(o, gus)).toMatchObject({ verified: true, clusters: ['north', 'south'] })
+  })
+
+  it('follows membership removal and re-adding through the firehose', async () => {
+    const [ivy, jon] = await Promise.all(['ivy', 'jon'].map((n) => addMember(net, n)))
+    await setCluster(ivy, 'pair', [jon])
+    await setCluster(jon, 'pair', [ivy])
+    const o = await observe(net, ivy.meshlet.did)
+    observers.push(o)
+    expect(verdictOf(o, jon)?.verified).toBe(true)
+
+    // jon drops ivy from his cluster record
+    await setCluster(jon, 'pair', [])
+    await waitFor(() => verdictOf(o, jon)?.verified === false, { what: 'jon dropped (cluster record)', timeoutMs: 10_000 })
+    expect(verdictOf(o, jon)).toMatchObject({ reason: 'not-mutual' })
+    // and adds her back
+    await setCluster(jon, 'pair', [ivy])
+    await waitFor(() => verdictOf(o, jon)?.verified === true, { what: 'jon back (cluster record)', timeoutMs: 10_000 })
+
+    // jon deletes the owner side of his link
+    await jon.owner.writer.delete(COLLECTIONS.meshlet, meshletRecordKey(jon.meshlet.did))
+    await waitFor(() => verdictOf(o, jon)?.verified === false, { what: 'jon dropped (link)', timeoutMs: 10_000 })
+    expect(verdictOf(o, jon)).toMatchObject({ reason: 'no-verified-meshlet' })
+    await jon.owner.writer.put(COLLECTIONS.meshlet, meshletRecordKey(jon.meshlet.did), {
+      $type: COLLECTIONS.meshlet,
+      meshlet: jon.meshlet.did,
+      createdAt: nowIso(),
+    })
+    await waitFor(() => verdictOf(o, jon)?.verified === true, { what: 'jon back (link)', timeoutMs: 10_000 })
+    // every change arrived through the firehose, signature-verified
+    expect(o.changes.filter((c) => c.did === jon.meshlet.did || c.did === jon.owner.did).length).toBeGreaterThanOrEqual(4)
+  })
+
+  it('picks up an owner newly named in our cluster record', async () => {
+    const [kim, lou] = await Promise.all(['kim', 'lou'].map((n) => addMember(net, n)))
+    await setCluster(lou, 'late', [kim])
+    const o = await observe(net, kim.meshlet.did)
+    observers.push(o)
+    expect(verdictOf(o, lou)).toBeUndefined()
+    await setCluster(kim, 'late', [lou])
+    await waitFor(() => verdictOf(o, lou)?.verified === true, { what: 'lou verified', timeoutMs: 10_000 })
+  })
+})
