@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Meshlet } from '../src/daemon/meshlet.js'
-import { DevNetwork } from '../src/dev/network.js'
+import { DevNetwork, type DevAccount } from '../src/dev/network.js'
 import { linkMeshlet } from '../src/identity/link.js'
 import { LocalDb } from '../src/db/index.js'
 import { COLLECTIONS, type WorkloadRecord } from '../src/records/index.js'
@@ -38,7 +38,7 @@ const round1 = (x: number) => Math.round(x * 10) / 10
 async function run(n: number): Promise<Result> {
   const net = await DevNetwork.start()
   const logger = silentLogger()
-  const members = []
+  const members: { owner: DevAccount; meshlet: DevAccount }[] = []
   for (let i = 0; i < n; i++) {
     const owner = await net.createAccount(`o${i}`)
     const meshlet = await net.createAccount(`m${i}`)

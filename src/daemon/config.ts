@@ -21,6 +21,8 @@ export interface MeshletConfig {
   labels?: { key: string; value: string }[]
   /** XRPC port; 0 picks a free one; undefined serves nothing. */
   port?: number
+  /** Interface the XRPC service listens on (default 127.0.0.1). */
+  host?: string
   /** Public base URL of the XRPC endpoint, published in the capacity record. */
   publicUrl?: string
   heartbeatSeconds?: number

@@ -16,6 +16,10 @@ import { createLogger, type Logger } from '../util/logger.js'
 import { nowIso } from '../util/time.js'
 import { checkConfig, type MeshletConfig } from './config.js'
 import { PlacementEngine } from './engine.js'
+import { Pairing } from './pairing.js'
+import type { XrpcServer } from '../xrpc/server.js'
+import { ForbiddenError, InvalidRequestError } from '@atproto/xrpc-server'
+import type { IdResolver } from '@atproto/identity'
 
 export interface AppContext {
   cfg: MeshletConfig
@@ -36,7 +40,17 @@ export interface AppContext {
 
 export class Meshlet {
   private heartbeat?: NodeJS.Timeout
-  private constructor(readonly ctx: AppContext) {}
+  private xrpc?: XrpcServer
+  readonly pairing = new Pairing()
+  private constructor(
+    readonly ctx: AppContext,
+    readonly idResolver: IdResolver,
+  ) {}
+
+  /** Base URL of this meshlet's XRPC service, when it serves one. */
+  get url(): string | undefined {
+    return this.xrpc?.url
+  }
 
   get did(): string {
     return this.ctx.did
@@ -85,7 +99,12 @@ export class Meshlet {
       allocatable: () => subtract(ctx.total, engine!.held()),
     })
     ctx.engine = engine
-    const meshlet = new Meshlet(ctx)
+    const meshlet = new Meshlet(ctx, idResolver)
+    if (cfg.port !== undefined) {
+      const { startXrpc } = await import('../xrpc/server.js')
+      meshlet.xrpc = await startXrpc(meshlet, idResolver, cfg.port, cfg.host)
+      cfg.publicUrl ??= meshlet.xrpc.url
+    }
 
     const members = await formation.bootstrap()
     await meshlet.loadOwnRecords()
@@ -142,8 +161,23 @@ export class Meshlet {
     await this.publishCapacity()
   }
 
+  /**
+   * Pairs this meshlet with the caller if the one-time code matches: writes the
+   * meshletOwner record; the caller then writes commune.scheduler.meshlet.
+   */
+  async pair(otp: string, caller: string): Promise<string> {
+    const current = this.ctx.state.meshletOwners.get(this.did)?.record.owner
+    if (current && current !== caller) throw new ForbiddenError(`already paired with ${current}`, 'AlreadyPaired')
+    if (!this.pairing.redeem(otp)) throw new InvalidRequestError('wrong, expired or used pairing code', 'InvalidOtp')
+    const record = { $type: COLLECTIONS.meshletOwner, owner: caller, createdAt: nowIso() }
+    const res = await this.ctx.writer.put(COLLECTIONS.meshletOwner, 'self', record)
+    this.ctx.ingestor.applyRecord(COLLECTIONS.meshletOwner, { uri: res.uri, cid: res.cid ?? '', did: this.did, rkey: 'self', record }, true)
+    return caller
+  }
+
   async close(opts: { stopReplicas?: boolean } = {}): Promise<void> {
     clearInterval(this.heartbeat)
+    await this.xrpc?.close()
     await this.ctx.engine.close()
     await this.ctx.ingestor.close()
     if (opts.stopReplicas && this.ctx.driver) {

@@ -1,0 +1,88 @@
+// Calls a meshlet by DID: its endpoint comes from its public capacity record, the token
+// from the caller's own PDS (com.atproto.server.getServiceAuth), the standard way.
+import type { AtpAgent } from '@atproto/api'
+import { COLLECTIONS } from '../records/index.js'
+import type { RepoReader } from '../repo/reader.js'
+import type * as GetCapacity from '../lexicon/types/farm/meshlet/getCapacity.js'
+import type * as ListWorkloads from '../lexicon/types/farm/meshlet/listWorkloads.js'
+import type * as GetWorkloadStatus from '../lexicon/types/farm/meshlet/getWorkloadStatus.js'
+import type * as GetWorkloadLogs from '../lexicon/types/farm/meshlet/getWorkloadLogs.js'
+import type * as DeleteWorkload from '../lexicon/types/farm/meshlet/deleteWorkload.js'
+import type * as Drain from '../lexicon/types/farm/meshlet/drain.js'
+import type * as Health from '../lexicon/types/farm/meshlet/health.js'
+import type * as Pair from '../lexicon/types/farm/meshlet/pair.js'
+
+export class MeshletCallError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+interface Methods {
+  'farm.meshlet.health': { params: Record<string, never>; input: undefined; output: Health.OutputSchema }
+  'farm.meshlet.getCapacity': { params: Record<string, never>; input: undefined; output: GetCapacity.OutputSchema }
+  'farm.meshlet.listWorkloads': { params: Partial<ListWorkloads.QueryParams>; input: undefined; output: ListWorkloads.OutputSchema }
+  'farm.meshlet.getWorkloadStatus': { params: GetWorkloadStatus.QueryParams; input: undefined; output: GetWorkloadStatus.OutputSchema }
+  'farm.meshlet.getWorkloadLogs': { params: Partial<GetWorkloadLogs.QueryParams> & { uri: string }; input: undefined; output: GetWorkloadLogs.OutputSchema }
+  'farm.meshlet.deleteWorkload': { params: Record<string, never>; input: DeleteWorkload.InputSchema; output: DeleteWorkload.OutputSchema }
+  'farm.meshlet.pauseWorkload': { params: Record<string, never>; input: DeleteWorkload.InputSchema; output: DeleteWorkload.OutputSchema }
+  'farm.meshlet.resumeWorkload': { params: Record<string, never>; input: DeleteWorkload.InputSchema; output: DeleteWorkload.OutputSchema }
+  'farm.meshlet.drain': { params: Record<string, never>; input: undefined; output: Drain.OutputSchema }
+  'farm.meshlet.undrain': { params: Record<string, never>; input: undefined; output: Drain.OutputSchema }
+  'farm.meshlet.pair': { params: Record<string, never>; input: Pair.InputSchema; output: Pair.OutputSchema }
+}
+export type MethodId = keyof Methods
+
+const PROCEDURES = new Set<string>(['farm.meshlet.deleteWorkload', 'farm.meshlet.pauseWorkload', 'farm.meshlet.resumeWorkload', 'farm.meshlet.drain', 'farm.meshlet.undrain', 'farm.meshlet.pair'])
+
+export class MeshletClient {
+  constructor(
+    /** Logged in as the caller, on the caller's own PDS. */
+    private readonly agent: AtpAgent,
+    private readonly reader: RepoReader,
+  ) {}
+
+  /** The meshlet's XRPC base URL, from its capacity record. */
+  async endpointOf(meshletDid: string): Promise<string> {
+    const cap = await this.reader.get(meshletDid, COLLECTIONS.capacity, 'self')
+    if (!cap.ok) throw new MeshletCallError(0, 'NoEndpoint', `cannot find ${meshletDid}'s endpoint: ${cap.detail}`)
+    if (!cap.value.record.endpoint) throw new MeshletCallError(0, 'NoEndpoint', `${meshletDid} publishes no XRPC endpoint`)
+    return cap.value.record.endpoint.replace(/\/$/, '')
+  }
+
+  async call<M extends MethodId>(
+    meshletDid: string,
+    method: M,
+    params: Methods[M]['params'] = {} as Methods[M]['params'],
+    input?: Methods[M]['input'],
+  ): Promise<Methods[M]['output']> {
+    const endpoint = await this.endpointOf(meshletDid)
+    const headers: Record<string, string> = {}
+    if (method !== 'farm.meshlet.health') {
+      const res = await this.agent.com.atproto.server.getServiceAuth({ aud: meshletDid, lxm: method })
+      headers.authorization = `Bearer ${res.data.token}`
+    }
+    const qs = new URLSearchParams(
+      Object.entries(params as Record<string, unknown>).flatMap(([k, v]) => (v === undefined ? [] : [[k, String(v)]])),
+    ).toString()
+    const isProcedure = PROCEDURES.has(method)
+    if (isProcedure && input !== undefined) headers['content-type'] = 'application/json'
+    let res: Response
+    try {
+      res = await fetch(`${endpoint}/xrpc/${method}${qs ? `?${qs}` : ''}`, {
+        method: isProcedure ? 'POST' : 'GET',
+        headers,
+        body: isProcedure && input !== undefined ? JSON.stringify(input) : undefined,
+      })
+    } catch (err) {
+      throw new MeshletCallError(0, 'Unreachable', `${endpoint} is unreachable: ${(err as Error).message}`)
+    }
+    const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string }
+    if (!res.ok) throw new MeshletCallError(res.status, body.error ?? 'Error', body.message ?? res.statusText)
+    return body as Methods[M]['output']
+  }
+}
