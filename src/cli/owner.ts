@@ -1,0 +1,161 @@
+// An owner's view of the commune, against the owner's own PDS and the meshlets' XRPC.
+import { AtpAgent } from '@atproto/api'
+import { AtUri } from '@atproto/syntax'
+import { ClusterFormation } from '../cluster/formation.js'
+import { LocalDb } from '../db/index.js'
+import { createIdResolver } from '../identity/resolver.js'
+import { COLLECTIONS, type WorkloadRecord, type WorkloadStatusRecord } from '../records/index.js'
+import { RepoReader } from '../repo/reader.js'
+import { RepoWriter } from '../repo/writer.js'
+import { statusRecordKey } from '../scheduler/hash.js'
+import { clusterMembership, verifiedMeshlets, type MemberVerdict } from '../scheduler/membership.js'
+import { PublicState } from '../scheduler/state.js'
+import { Ingestor } from '../sync/ingest.js'
+import { silentLogger } from '../util/logger.js'
+import { seal } from '../util/x25519.js'
+import { MeshletClient } from '../xrpc/client.js'
+import type { ParsedSpec } from './spec.js'
+
+export class CliError extends Error {}
+
+export interface OwnerLogin {
+  pds: string
+  identifier: string
+  password: string
+  plcUrl: string
+  allowInsecureHttp?: boolean
+}
+
+export interface ReplicaStatus {
+  meshlet: string
+  replica: number
+  state: string
+  exitCode?: number
+  cpuMillis?: number
+  memoryPeakBytes?: number
+  message?: string
+  placed?: number
+  updatedAt: string
+}
+
+export class OwnerSession {
+  private constructor(
+    readonly writer: RepoWriter,
+    readonly reader: RepoReader,
+    readonly client: MeshletClient,
+  ) {}
+
+  get did(): string {
+    return this.writer.did
+  }
+
+  static async login(l: OwnerLogin): Promise<OwnerSession> {
+    const agent = new AtpAgent({ service: l.pds })
+    try {
+      await agent.login({ identifier: l.identifier, password: l.password })
+    } catch (err) {
+      const e = err as { status?: number; error?: string; message: string }
+      if (e.status === 401 || e.error === 'AuthenticationRequired') throw new CliError(`wrong handle or password for ${l.identifier} on ${l.pds}`)
+      throw new CliError(`cannot reach the PDS at ${l.pds}: ${e.message}`)
+    }
+    const reader = new RepoReader(createIdResolver({ plcUrl: l.plcUrl, allowInsecureHttp: l.allowInsecureHttp }))
+    return new OwnerSession(new RepoWriter(agent, agent.session!.did), reader, new MeshletClient(agent, reader))
+  }
+
+  /** Public records around this owner: own meshlets, their clusters, members' meshlets. */
+  async view(): Promise<{ state: PublicState; meshlets: string[] }> {
+    const state = new PublicState()
+    const db = new LocalDb(':memory:')
+    const logger = silentLogger()
+    const ingestor = new Ingestor({ idResolver: this.reader.idResolver, db, state, logger })
+    const { records } = await this.reader.list(this.did, COLLECTIONS.meshlet)
+    const mine = records.map((r) => r.record.meshlet)
+    for (const m of mine) {
+      await new ClusterFormation({ meshletDid: m, reader: this.reader, state, ingestor, logger, followPdses: false }).bootstrap()
+    }
+    db.close()
+    return { state, meshlets: verifiedMeshlets(state, this.did) }
+  }
+
+  async cluster(): Promise<{ meshlet: string; members: MemberVerdict[] }[]> {
+    const { state, meshlets } = await this.view()
+    if (meshlets.length === 0) throw new CliError(`${this.did} has no meshlet whose link verifies both ways (run meshlet init)`)
+    return meshlets.map((m) => ({ meshlet: m, members: clusterMembership(state, m) }))
+  }
+
+  async submit(spec: ParsedSpec): Promise<{ uri: string; cid: string }> {
+    const record: WorkloadRecord = { ...spec.record }
+    const names = Object.keys(spec.secrets)
+    if (names.length) {
+      const { state } = await this.view()
+      const keys = [...state.capacities.values()].filter((c) => c.record.encryptionKey)
+      if (keys.length === 0) throw new CliError('no meshlet in your clusters publishes an encryption key; cannot seal secrets')
+      record.secrets = keys.flatMap((c) =>
+        names.map((name) => ({ name, meshlet: c.did, ciphertext: seal(c.record.encryptionKey!, spec.secrets[name]) })),
+      )
+    }
+    const res = await this.writer.create(COLLECTIONS.workload, record)
+    return { uri: res.uri, cid: res.cid ?? '' }
+  }
+
+  async workload(uri: string): Promise<WorkloadRecord> {
+    const at = parseWorkloadUri(uri)
+    if (at.host !== this.did) throw new CliError(`${uri} is not one of your workloads (it lives in ${at.host})`)
+    const res = await this.reader.get(this.did, COLLECTIONS.workload, at.rkey)
+    if (!res.ok) throw new CliError(res.reason === 'missing' ? `unknown workload: ${uri}` : res.detail)
+    return res.value.record
+  }
+
+  async workloads(): Promise<{ uri: string; record: WorkloadRecord }[]> {
+    const { records } = await this.reader.list(this.did, COLLECTIONS.workload)
+    return records.map((r) => ({ uri: r.uri, record: r.record }))
+  }
+
+  /** Status records of a workload's replicas, read publicly from every meshlet in reach. */
+  async statuses(uri: string, known?: { state: PublicState }): Promise<ReplicaStatus[]> {
+    const w = await this.workload(uri)
+    const { state } = known ?? (await this.view())
+    const meshlets = [...state.capacities.keys()].sort()
+    const out: ReplicaStatus[] = []
+    await Promise.all(
+      meshlets.map(async (m) => {
+        for (let i = 0; i < (w.allowPacking ? w.replicas : 1); i++) {
+          const res = await this.reader.get(m, COLLECTIONS.workloadStatus, statusRecordKey(uri, i))
+          if (!res.ok) break
+          out.push(toReplicaStatus(m, res.value.record))
+        }
+      }),
+    )
+    return out.sort((a, b) => (a.meshlet < b.meshlet ? -1 : a.meshlet > b.meshlet ? 1 : a.replica - b.replica))
+  }
+
+  async delete(uri: string): Promise<void> {
+    await this.workload(uri)
+    await this.writer.delete(COLLECTIONS.workload, parseWorkloadUri(uri).rkey)
+  }
+}
+
+export function parseWorkloadUri(uri: string): AtUri {
+  let at: AtUri
+  try {
+    at = new AtUri(uri)
+  } catch {
+    throw new CliError(`not an at:// uri: ${uri}`)
+  }
+  if (at.collection !== COLLECTIONS.workload || !at.rkey) throw new CliError(`not a workload uri: ${uri}`)
+  return at
+}
+
+function toReplicaStatus(meshlet: string, r: WorkloadStatusRecord): ReplicaStatus {
+  return {
+    meshlet,
+    replica: r.replica,
+    state: r.state,
+    ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}),
+    ...(r.cpuMillis !== undefined ? { cpuMillis: r.cpuMillis } : {}),
+    ...(r.memoryPeakBytes !== undefined ? { memoryPeakBytes: r.memoryPeakBytes } : {}),
+    ...(r.message ? { message: r.message } : {}),
+    ...(r.placed !== undefined ? { placed: r.placed } : {}),
+    updatedAt: r.updatedAt,
+  }
+}
