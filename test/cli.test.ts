@@ -1,0 +1,137 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type { ChildProcess } from 'node:child_process'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { DevAccount, DevNetwork } from '../src/dev/network.js'
+import { verifyLink } from '../src/identity/link.js'
+import { COLLECTIONS } from '../src/records/index.js'
+import { RepoReader } from '../src/repo/reader.js'
+import { waitFor } from '../src/util/time.js'
+import { startNetwork } from './helpers/commune.js'
+import { cli, spawnCli, waitForLine } from './helpers/cli.js'
+import { requireDocker } from './helpers/docker.js'
+
+let net: DevNetwork
+let reader: RepoReader
+let alice: DevAccount
+let bob: DevAccount
+const children: ChildProcess[] = []
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlet-cli-'))
+
+const ownerEnv = (a: DevAccount) => ({
+  MESHLET_OWNER_PDS: a.pdsUrl,
+  MESHLET_OWNER_HANDLE: a.handle,
+  MESHLET_OWNER_PASSWORD: a.password,
+  MESHLET_PLC_URL: net.plcUrl,
+  MESHLET_INSECURE_HTTP: '1',
+})
+const spec = (name: string, body: unknown) => {
+  const file = path.join(tmp, name)
+  fs.writeFileSync(file, typeof body === 'string' ? body : JSON.stringify(body))
+  return file
+}
+const workloadCount = async (did: string) => (await reader.list(did, COLLECTIONS.workload)).records.length
+
+beforeAll(async () => {
+  // the PDS runs in this test process; every CLI command is a separate child process
+  net = await startNetwork()
+  reader = new RepoReader(net.idResolver)
+  alice = await net.createAccount('alice')
+  bob = await net.createAccount('bob')
+})
+afterAll(async () => {
+  for (const c of children) c.kill('SIGINT')
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))))
+  await net?.close()
+})
+
+describe('meshlet CLI (child processes against a separately started PDS)', () => {
+  it('has --help for every command and a one-line error for an unknown one', async () => {
+    for (const cmd of ['dev', 'init', 'run', 'submit', 'status', 'logs', 'delete', 'cluster', 'capacity']) {
+      const r = await cli([cmd, '--help'])
+      expect(r.code, cmd).toBe(0)
+      expect(r.stdout).toContain('Usage: meshlet')
+    }
+    const bad = await cli(['frobnicate'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  it('rejects bad specs before anything is written', async () => {
+    const cases: [string, unknown, RegExp][] = [
+      ['missing-image.json', { resources: { cpu: 1, memory: '64Mi' } }, /image is required/],
+      ['negative-cpu.json', { image: 'x', resources: { cpu: -1, memory: '64Mi' } }, /cpu must be a positive/],
+      ['zero-replicas.json', { image: 'x', replicas: 0, resources: { cpu: 1, memory: '64Mi' } }, /replicas must be/],
+      ['unknown.json', { image: 'x', resources: { cpu: 1, memory: '64Mi' }, gpuz: 2 }, /unknown field in spec: gpuz/],
+      ['broken.yaml', 'image: [unclosed', /not valid YAML/],
+    ]
+    for (const [file, body, message] of cases) {
+      const r = await cli(['submit', spec(file, body)], ownerEnv(alice))
+      expect(r.code, file).toBe(1)
+      expect(r.stderr.trim().split('\n'), file).toHaveLength(1)
+      expect(r.stderr, file).toMatch(message)
+    }
+    expect(await workloadCount(alice.did)).toBe(0)
+  })
+
+  it('fails with one line on a wrong password, an unreachable PDS and an unknown workload', async () => {
+    const wrong = await cli(['status'], { ...ownerEnv(alice), MESHLET_OWNER_PASSWORD: 'nope' })
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toMatch(/wrong handle or password/)
+    const unreachable = await cli(['status'], { ...ownerEnv(alice), MESHLET_OWNER_PDS: 'http://127.0.0.1:9' })
+    expect(unreachable.code).toBe(1)
+    expect(unreachable.stderr).toMatch(/cannot reach the PDS/)
+    const unknown = await cli(['status', `at://${alice.did}/${COLLECTIONS.workload}/3kaaaaaaaaaaa`], ownerEnv(alice))
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toMatch(/unknown workload/)
+    for (const r of [wrong, unreachable, unknown]) expect(r.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  it('init, run two meshlets, submit, status until succeeded, logs, delete', async () => {
+    await requireDocker()
+    const dirs = { alice: path.join(tmp, 'alice-mesh'), bob: path.join(tmp, 'bob-mesh') }
+    for (const [name, owner] of [['alice', alice], ['bob', bob]] as const) {
+      const r = await cli(
+        ['init', '--meshlet-handle', `${name}-m.test`, '--meshlet-password', `pw-${name}-m`, '--create', '--data-dir', dirs[name], '--json'],
+        ownerEnv(owner),
+      )
+      expect(r.code, r.stderr).toBe(0)
+      const out = JSON.parse(r.stdout)
+      expect((await verifyLink(reader, owner.did, out.meshlet)).ok).toBe(true)
+    }
+    // two daemons, each naming the other's owner in cluster 'pair'
+    for (const [name, other] of [['alice', bob], ['bob', alice]] as const) {
+      const child = spawnCli(['run', '--config', path.join(dirs[name], 'config.json'), '--port', '0', '--cluster', `pair=${other.did}`, '--json'])
+      children.push(child)
+      await waitForLine(child, /"did"/)
+    }
+    await waitFor(async () => {
+      const r = await cli(['cluster', '--json'], ownerEnv(alice))
+      return r.code === 0 && JSON.parse(r.stdout)[0]?.members?.[0]?.verified === true
+    }, { what: 'cluster verified', timeoutMs: 20_000 })
+
+    const file = spec('hello.yaml', `name: hello\nimage: ${process.env.MESHLET_TEST_IMAGE ?? 'meshlet-test/busybox:latest'}\ncommand: [sh, -c, "echo hello-from-cli"]\nresources:\n  cpu: 0.2\n  memory: 32Mi\n`)
+    const submitted = await cli(['submit', file, '--json'], ownerEnv(alice))
+    expect(submitted.code, submitted.stderr).toBe(0)
+    const { uri } = JSON.parse(submitted.stdout)
+    const status = await waitFor(async () => {
+      const r = await cli(['status', uri, '--json'], ownerEnv(alice))
+      const body = r.code === 0 ? JSON.parse(r.stdout) : undefined
+      return body?.replicas?.[0]?.state === 'succeeded' ? body : undefined
+    }, { what: 'succeeded', timeoutMs: 60_000, intervalMs: 500 })
+    expect(status.replicas[0]).toMatchObject({ exitCode: 0 })
+    expect(status.replicas[0].cpuMillis).toBeGreaterThanOrEqual(0)
+
+    const logs = await cli(['logs', uri], ownerEnv(alice))
+    expect(logs.code, logs.stderr).toBe(0)
+    expect(logs.stdout).toContain('hello-from-cli')
+
+    const del = await cli(['delete', uri], ownerEnv(alice))
+    expect(del.code).toBe(0)
+    expect(await workloadCount(alice.did)).toBe(0)
+    const again = await cli(['delete', uri], ownerEnv(alice))
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/unknown workload/)
+  })
+})

@@ -1,0 +1,61 @@
+// Drives the CLI as a user would: a child process per command.
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const TSX = path.join(ROOT, 'node_modules/tsx/dist/esm/index.mjs')
+const MAIN = path.join(ROOT, 'src/cli/main.ts')
+
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+export function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawnCli(args, env)
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d) => (stdout += d))
+    child.stderr!.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`meshlet ${args.join(' ')} timed out; stderr: ${stderr}`))
+    }, timeoutMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code: code ?? -1, stdout, stderr })
+    })
+  })
+}
+
+export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_ENABLED: 'false', MESHLET_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+}
+
+/** Resolves with the first stdout line matching, while the process keeps running. */
+export function waitForLine(child: ChildProcess, match: RegExp, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = ''
+    let err = ''
+    const timer = setTimeout(() => reject(new Error(`no line matching ${match} in: ${buf} / ${err}`)), timeoutMs)
+    child.stderr!.on('data', (d) => (err += d))
+    child.stdout!.on('data', (d) => {
+      buf += d
+      const line = buf.split('\n').find((l) => match.test(l))
+      if (line) {
+        clearTimeout(timer)
+        resolve(line)
+      }
+    })
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`exited ${code} before ${match}: ${buf} / ${err}`))
+    })
+  })
+}
