@@ -188,6 +188,21 @@ export class PlacementEngine {
     else if (p.closed) await this.retire(uri, p, 'yielded', 'another meshlet was selected')
   }
 
+  /**
+   * Queues a status write. A later write for the same replica replaces an earlier one in
+   * the same batch, except that a finished state is never overwritten by an unfinished
+   * one (a fast replica can exit before its 'running' is written).
+   */
+  private enqueue(w: Write): void {
+    if (w.op !== 'put') return void this.pending.push(w)
+    const i = this.pending.findIndex((p) => p.op === 'put' && p.collection === w.collection && p.rkey === w.rkey)
+    if (i < 0) return void this.pending.push(w)
+    const before = (this.pending[i] as { record: { state?: string } }).record.state ?? ''
+    const after = (w.record as { state?: string }).state ?? ''
+    if (FINISHED.has(before) && !FINISHED.has(after)) return
+    this.pending[i] = w
+  }
+
   private pendingBid(uri: string): boolean {
     return this.pending.some((w) => w.collection === COLLECTIONS.bid && w.op !== 'delete' && (w.record as { workload: { uri: string } }).workload.uri === uri)
   }
@@ -216,7 +231,7 @@ export class PlacementEngine {
     const taken = p.selected.reduce((n, s) => n + s.replicas, 0)
     if (!declineReason && allAbove && taken < p.wanted) {
       const n = Math.min(slots, p.wanted - taken)
-      for (let i = 0; i < n; i++) this.pending.push(this.statusWrite(workload, undefined, i, 'scheduled'))
+      for (let i = 0; i < n; i++) this.enqueue(this.statusWrite(workload, undefined, i, 'scheduled'))
     }
   }
 
@@ -267,21 +282,21 @@ export class PlacementEngine {
       if (this.queued(workload.uri, i)) continue
       // a partial placement says so in the status (a full one costs no extra write)
       if (p.closed && p.placed < p.wanted && st && st.placed !== p.placed && !FINISHED.has(st.state)) {
-        this.pending.push(this.statusWrite(workload, p, i, st.state as StatusState))
+        this.enqueue(this.statusWrite(workload, p, i, st.state as StatusState))
         continue
       }
       if (st && st.workload.cid === workload.cid && st.state !== 'scheduled') continue // started before (or finished): never twice
       if (!this.o.driver) {
-        if (!st) this.pending.push(this.statusWrite(workload, p, i, 'scheduled'))
+        if (!st) this.enqueue(this.statusWrite(workload, p, i, 'scheduled'))
         continue
       }
       const info = await this.o.driver.start(this.specFor(workload, i))
       if (info.state === 'failed') {
-        this.pending.push(this.statusWrite(workload, p, i, 'failed', { message: info.message?.slice(0, 1000), finishedAt: nowIso(), exitCode: info.exitCode }))
+        this.enqueue(this.statusWrite(workload, p, i, 'failed', { message: info.message?.slice(0, 1000), finishedAt: nowIso(), exitCode: info.exitCode }))
       } else if (info.state === 'exited') {
-        this.pending.push(this.finishedWrite(workload, info))
+        this.enqueue(this.finishedWrite(workload, info))
       } else {
-        this.pending.push(this.statusWrite(workload, p, i, 'running', { startedAt: info.startedAt ?? nowIso() }))
+        this.enqueue(this.statusWrite(workload, p, i, 'running', { startedAt: info.startedAt ?? nowIso() }))
       }
     }
     // packing shrank: yield the extras
@@ -336,7 +351,7 @@ export class PlacementEngine {
     const prev = this.statusOf(uri, replica)
     if (!prev) return
     const workload = { uri, cid: prev.workload.cid } as Stored<WorkloadRecord>
-    this.pending.push(
+    this.enqueue(
       this.statusWrite(workload, p, replica, state, {
         message,
         finishedAt: nowIso(),
@@ -358,11 +373,19 @@ export class PlacementEngine {
     })
   }
 
+  /** Records a replica that finished by itself (also for exits found at reconciliation). */
+  recordExit(info: ReplicaInfo): void {
+    this.onReplicaExit(info)
+  }
+
   private onReplicaExit(info: ReplicaInfo): void {
     if (info.meshletDid !== this.o.did || this.closed) return
     const prev = this.statusOf(info.workloadUri, info.replica)
-    if (!prev || FINISHED.has(prev.state)) return
-    this.pending.push(this.finishedWrite({ uri: info.workloadUri, cid: prev.workload.cid }, info))
+    const queued = this.queued(info.workloadUri, info.replica)
+    if (!prev && !queued) return
+    if (prev && FINISHED.has(prev.state)) return
+    const cid = prev?.workload.cid ?? ((queued as { record: WorkloadStatusRecord }).record.workload.cid)
+    this.enqueue(this.finishedWrite({ uri: info.workloadUri, cid }, info))
     this.o.logger.info({ uri: info.workloadUri, replica: info.replica, exitCode: info.exitCode }, 'replica finished')
     if (!this.running) {
       this.running = true
@@ -412,7 +435,7 @@ export class PlacementEngine {
       if (paused) await this.o.driver?.pause?.(uri, s.record.replica)
       else await this.o.driver?.resume?.(uri, s.record.replica)
       const w = { uri, cid: s.record.workload.cid } as Stored<WorkloadRecord>
-      this.pending.push(this.statusWrite(w, undefined, s.record.replica, paused ? 'paused' : 'running'))
+      this.enqueue(this.statusWrite(w, undefined, s.record.replica, paused ? 'paused' : 'running'))
     }
     await this.flush()
   }

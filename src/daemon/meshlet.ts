@@ -1,12 +1,12 @@
 // One meshlet daemon, wired AppContext-style: identity, local db, firehose ingestion,
 // cluster formation, the placement engine, the executor, heartbeats and (optionally) XRPC.
 import path from 'node:path'
-import os from 'node:os'
 import { X25519 } from '../util/x25519.js'
 import { ClusterFormation } from '../cluster/formation.js'
 import { LocalDb } from '../db/index.js'
 import type { Driver } from '../executor/types.js'
 import { createIdResolver } from '../identity/resolver.js'
+import { detectHost, type Host } from '../executor/capacity.js'
 import { COLLECTIONS, type CapacityRecord, type Resources } from '../records/index.js'
 import { RepoReader } from '../repo/reader.js'
 import { RepoWriter } from '../repo/writer.js'
@@ -34,6 +34,7 @@ export interface AppContext {
   engine: PlacementEngine
   driver?: Driver
   total: Resources
+  host: Host
   draining: boolean
   encryptionKey: X25519
 }
@@ -68,7 +69,8 @@ export class Meshlet {
     const encryptionKey = X25519.loadOrCreate(db)
     // Loaded only when used: a scheduling-only meshlet needs no Docker client.
     const driver = cfg.driver === 'none' ? undefined : await (await import('../executor/index.js')).createDriver(cfg.driver, { logger, dataDir: cfg.dataDir })
-    const total = subtract(cfg.resources ?? hostResources(), cfg.reserve)
+    const host = await detectHost(cfg.dataDir)
+    const total = subtract(cfg.resources ?? host.resources, cfg.reserve)
 
     let formation: ClusterFormation | undefined
     let engine: PlacementEngine | undefined
@@ -85,7 +87,7 @@ export class Meshlet {
     const restored = ingestor.restore()
     formation = new ClusterFormation({ meshletDid: did, reader, state, ingestor, logger, followPdses: !cfg.firehose?.length })
     for (const src of cfg.firehose ?? []) ingestor.addSource(src)
-    const ctx = { cfg, did, logger, db, state, reader, writer, ingestor, formation, driver, total, draining: false, encryptionKey } as AppContext
+    const ctx = { cfg, did, logger, db, state, reader, writer, ingestor, formation, driver, total, host, draining: false, encryptionKey } as AppContext
     engine = new PlacementEngine({
       did,
       state,
@@ -111,6 +113,7 @@ export class Meshlet {
     if (driver) {
       const { reconcile } = await import('../executor/reconcile.js')
       const r = await reconcile(driver, did, engine.desiredReplicas())
+      for (const info of r.finished) engine.recordExit(info)
       logger.info({ adopted: r.adopted.length, started: r.started.length, removed: r.removed.length }, 'reconciled containers')
     }
     await meshlet.publishCapacity()
@@ -140,7 +143,8 @@ export class Meshlet {
       total: ctx.total,
       allocatable: subtract(ctx.total, ctx.engine.held()),
       drivers: ctx.driver ? [ctx.driver.name] : ['docker', 'process'],
-      arch: process.arch === 'arm64' ? 'arm64' : 'amd64',
+      arch: ctx.host.arch,
+      ...(ctx.host.gpus.length && (ctx.total.gpus ?? 0) > 0 ? { gpus: ctx.host.gpus.slice(0, ctx.total.gpus) } : {}),
       ...(ctx.cfg.labels?.length ? { labels: ctx.cfg.labels } : {}),
       ...(ctx.cfg.publicUrl ? { endpoint: ctx.cfg.publicUrl } : {}),
       encryptionKey: ctx.encryptionKey.publicKeyBase64,
@@ -186,10 +190,6 @@ export class Meshlet {
     await this.ctx.driver?.close()
     this.ctx.db.close()
   }
-}
-
-export function hostResources(): Resources {
-  return { cpuMillis: os.cpus().length * 1000, memoryMiB: Math.floor(os.totalmem() / 2 ** 20), storageMiB: 0, gpus: 0 }
 }
 
 export function subtract(a: Resources, b?: Partial<Resources>): Resources {
