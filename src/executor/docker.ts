@@ -95,6 +95,8 @@ export class DockerDriver implements Driver {
       Tmpfs: tier === 'a' ? { '/tmp': `rw,noexec,nosuid,size=${Math.min(spec.memoryMiB, 64)}m` } : undefined,
       Binds: [],
       AutoRemove: false,
+      // a tiny init as PID 1: signals reach the command and zombies are reaped
+      Init: true,
       ...(spec.gpus ? { DeviceRequests: [{ Driver: 'nvidia', Count: spec.gpus, Capabilities: [['gpu']] }] } : {}),
     }
     return {
