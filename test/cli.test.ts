@@ -133,5 +133,5 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
     const again = await cli(['delete', uri], ownerEnv(alice))
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/unknown workload/)
-  })
+  }, 240_000)
 })

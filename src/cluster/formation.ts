@@ -21,8 +21,9 @@ export interface FormationOptions {
 }
 
 export class ClusterFormation {
-  private fetchedOwners = new Set<string>()
-  private fetchedMeshlets = new Set<string>()
+  // promises, not flags: a second caller must wait for a fetch already under way
+  private fetchedOwners = new Map<string, Promise<void>>()
+  private fetchedMeshlets = new Map<string, Promise<void>>()
 
   constructor(private readonly opts: FormationOptions) {}
 
@@ -55,8 +56,13 @@ export class ClusterFormation {
     }
   }
 
-  private async fetchOwner(owner: string): Promise<void> {
-    this.fetchedOwners.add(owner)
+  private fetchOwner(owner: string): Promise<void> {
+    let p = this.fetchedOwners.get(owner)
+    if (!p) this.fetchedOwners.set(owner, (p = this.loadOwner(owner)))
+    return p
+  }
+
+  private async loadOwner(owner: string): Promise<void> {
     await this.follow(owner)
     const meshlets = await this.load(owner, COLLECTIONS.meshlet)
     const dids = meshlets.flatMap((uri) => this.opts.state.meshlets.get(uri)?.record.meshlet ?? [])
@@ -64,9 +70,13 @@ export class ClusterFormation {
     await this.load(owner, COLLECTIONS.shareGrant)
   }
 
-  private async fetchMeshlet(meshlet: string): Promise<void> {
-    if (this.fetchedMeshlets.has(meshlet)) return
-    this.fetchedMeshlets.add(meshlet)
+  private fetchMeshlet(meshlet: string): Promise<void> {
+    let p = this.fetchedMeshlets.get(meshlet)
+    if (!p) this.fetchedMeshlets.set(meshlet, (p = this.loadMeshlet(meshlet)))
+    return p
+  }
+
+  private async loadMeshlet(meshlet: string): Promise<void> {
     await this.follow(meshlet)
     await Promise.all([
       this.load(meshlet, COLLECTIONS.meshletOwner),
