@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { DevAccount } from '../dev/network.js'
 import { DevNetwork } from '../dev/network.js'
 import { linkMeshlet } from '../identity/link.js'
@@ -126,6 +127,7 @@ export async function runDev(o: { dataDir?: string; driver?: 'docker' | 'process
 
   const specFile = path.join(dataDir, 'hello.json')
   fs.writeFileSync(specFile, JSON.stringify({ name: 'hello', image: DEMO_IMAGE, command: ['echo', 'hi'], resources: { cpu: 0.1, memory: '32Mi' } }, null, 2))
+  const bin = path.relative(process.cwd(), fileURLToPath(new URL('./main.js', import.meta.url))) || 'meshlet'
   const envLine = `MESHLET_OWNER_PDS=${net.pdsUrl} MESHLET_OWNER_HANDLE=${alice.owner.handle} MESHLET_OWNER_PASSWORD=${alice.owner.password} MESHLET_PLC_URL=${net.plcUrl} MESHLET_INSECURE_HTTP=1`
   say(
     'ready',
@@ -133,9 +135,9 @@ export async function runDev(o: { dataDir?: string; driver?: 'docker' | 'process
       '',
       'The commune is up. As alice, in another terminal:',
       `  export ${envLine}`,
-      `  npx meshlet submit ${specFile} --wait`,
-      '  npx meshlet status',
-      '  npx meshlet cluster',
+      `  node ${bin} submit ${specFile} --wait`,
+      `  node ${bin} status`,
+      `  node ${bin} cluster`,
       'XRPC endpoints:',
       ...people.map((p, i) => `  ${p.name.padEnd(6)} ${meshlets[i].url}  (${p.meshlet.did})`),
       'Ctrl-C stops everything.',
