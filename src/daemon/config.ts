@@ -26,6 +26,8 @@ export interface MeshletConfig {
   /** Public base URL of the XRPC endpoint, published in the capacity record. */
   publicUrl?: string
   heartbeatSeconds?: number
+  /** How often running containers are reconciled with the replicas won (default 60). */
+  reconcileSeconds?: number
   bidWindowMs?: number
   graceMs?: number
   logLevel?: string

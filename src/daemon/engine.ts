@@ -101,7 +101,7 @@ export class PlacementEngine {
   /** Processes dirty workloads until none are left; one applyWrites per pass. */
   private async drain(): Promise<void> {
     try {
-      while (this.dirty.size > 0 && !this.closed) {
+      while ((this.dirty.size > 0 || this.pending.length > 0) && !this.closed) {
         const batch = [...this.dirty].sort()
         this.dirty.clear()
         for (const uri of batch) {
@@ -386,6 +386,8 @@ export class PlacementEngine {
     if (prev && FINISHED.has(prev.state)) return
     const cid = prev?.workload.cid ?? ((queued as { record: WorkloadStatusRecord }).record.workload.cid)
     this.enqueue(this.finishedWrite({ uri: info.workloadUri, cid }, info))
+    // the outcome is queued (so reconciliation will not restart it): free the container
+    void this.o.driver?.release(info.workloadUri, info.replica).catch(() => undefined)
     this.o.logger.info({ uri: info.workloadUri, replica: info.replica, exitCode: info.exitCode }, 'replica finished')
     if (!this.running) {
       this.running = true
@@ -401,7 +403,7 @@ export class PlacementEngine {
     const out: ReplicaSpec[] = []
     for (const s of this.ownStatuses()) {
       const w = this.o.state.workloads.get(s.record.workload.uri)
-      if (!w || FINISHED.has(s.record.state) || s.record.state === 'scheduled') continue
+      if (!w || FINISHED.has(s.record.state) || s.record.state === 'scheduled' || this.queued(w.uri, s.record.replica)) continue
       out.push(this.specFor(w, s.record.replica))
     }
     return out
@@ -438,6 +440,21 @@ export class PlacementEngine {
       this.enqueue(this.statusWrite(w, undefined, s.record.replica, paused ? 'paused' : 'running'))
     }
     await this.flush()
+  }
+
+  /**
+   * Runs fn while no placement step runs (e.g. reconciliation, which must not see a
+   * container the engine is starting as an orphan).
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.running) await new Promise((r) => setTimeout(r, 10))
+    this.running = true
+    try {
+      return await fn()
+    } finally {
+      this.running = false
+      if (this.dirty.size > 0 || this.pending.length > 0) this.kick()
+    }
   }
 
   async idle(): Promise<void> {

@@ -41,6 +41,7 @@ export interface AppContext {
 
 export class Meshlet {
   private heartbeat?: NodeJS.Timeout
+  private reconciler?: NodeJS.Timeout
   private xrpc?: XrpcServer
   readonly pairing = new Pairing()
   private constructor(
@@ -110,19 +111,32 @@ export class Meshlet {
 
     const members = await formation.bootstrap()
     await meshlet.loadOwnRecords()
-    if (driver) {
-      const { reconcile } = await import('../executor/reconcile.js')
-      const r = await reconcile(driver, did, engine.desiredReplicas())
-      for (const info of r.finished) engine.recordExit(info)
-      logger.info({ adopted: r.adopted.length, started: r.started.length, removed: r.removed.length }, 'reconciled containers')
-    }
+    await meshlet.reconcile()
     await meshlet.publishCapacity()
     logger.info({ did, restored, members: members.filter((m) => m.verified).map((m) => m.owner) }, 'meshlet up')
     engine.markAllDirty()
     const hb = (cfg.heartbeatSeconds ?? 300) * 1000
     meshlet.heartbeat = setInterval(() => void meshlet.publishCapacity().catch((err) => logger.warn({ err: err.message }, 'heartbeat failed')), hb)
     meshlet.heartbeat.unref()
+    if (driver) {
+      meshlet.reconciler = setInterval(() => void meshlet.reconcile().catch((err) => logger.warn({ err: err.message }, 'reconcile failed')), (cfg.reconcileSeconds ?? 60) * 1000)
+      meshlet.reconciler.unref()
+    }
     return meshlet
+  }
+
+  /**
+   * Compares what should run (replicas won and unfinished) with what runs (containers
+   * carrying our label): adopts what belongs, removes orphans, starts what is missing,
+   * and records outcomes of replicas that finished while nobody watched.
+   */
+  async reconcile(): Promise<void> {
+    const { driver, engine, logger } = this.ctx
+    if (!driver) return
+    const { reconcile } = await import('../executor/reconcile.js')
+    const r = await engine.exclusive(() => reconcile(driver, this.did, engine.desiredReplicas()))
+    for (const info of r.finished) engine.recordExit(info)
+    if (r.started.length || r.removed.length) logger.info({ adopted: r.adopted.length, started: r.started.length, removed: r.removed.length }, 'reconciled containers')
   }
 
   /** Our own bids and statuses, straight from our repo: a crash may have lost their echo. */
@@ -181,6 +195,7 @@ export class Meshlet {
 
   async close(opts: { stopReplicas?: boolean } = {}): Promise<void> {
     clearInterval(this.heartbeat)
+    clearInterval(this.reconciler)
     await this.xrpc?.close()
     await this.ctx.engine.close()
     await this.ctx.ingestor.close()

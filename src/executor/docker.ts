@@ -35,7 +35,12 @@ interface Live {
   stopping: boolean
   timedOut: boolean
   final?: ReplicaInfo
+  /** container removed after it finished; only the logs remain */
+  released?: boolean
 }
+
+/** How many finished replicas keep their logs after their containers are removed. */
+const KEEP_RELEASED = 256
 
 export class DockerDriver implements Driver {
   readonly name = 'docker' as const
@@ -206,8 +211,18 @@ export class DockerDriver implements Driver {
     }
   }
 
+  async release(workloadUri: string, replica: number): Promise<void> {
+    const live = this.live.get(replicaKey(workloadUri, replica))
+    if (!live?.final || live.released) return
+    live.released = true
+    await live.container.remove({ force: true }).catch(() => undefined)
+    const released = [...this.live.entries()].filter(([, l]) => l.released)
+    for (const [key] of released.slice(0, Math.max(0, released.length - KEEP_RELEASED))) this.live.delete(key)
+  }
+
   async inspect(workloadUri: string, replica: number): Promise<ReplicaInfo | undefined> {
     const live = this.live.get(replicaKey(workloadUri, replica))
+    if (live?.released) return live.final
     const container = live?.container ?? (await this.find(workloadUri, replica))
     if (!container) return undefined
     let info: Docker.ContainerInspectInfo
@@ -241,6 +256,10 @@ export class DockerDriver implements Driver {
   async stop(workloadUri: string, replica: number): Promise<ReplicaInfo | undefined> {
     const key = replicaKey(workloadUri, replica)
     const live = this.live.get(key)
+    if (live?.released) {
+      this.live.delete(key)
+      return live.final
+    }
     const container = live?.container ?? (await this.find(workloadUri, replica))
     if (!container) return undefined
     if (live) live.stopping = true

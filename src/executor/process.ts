@@ -186,6 +186,12 @@ export class ProcessDriver implements Driver {
     return [...this.live.values()].filter((l) => l.spec.meshletDid === meshletDid).map((l) => this.info(l))
   }
 
+  /** A finished process holds nothing but its logs; keep the most recent ones. */
+  async release(): Promise<void> {
+    const done = [...this.live.entries()].filter(([, l]) => l.final)
+    for (const [key] of done.slice(0, Math.max(0, done.length - 256))) this.live.delete(key)
+  }
+
   async adopt(_spec: ReplicaSpec, found: ReplicaInfo): Promise<ReplicaInfo> {
     return found
   }

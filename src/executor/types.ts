@@ -60,6 +60,11 @@ export interface Driver {
   logs(workloadUri: string, replica: number, cursor?: number, limit?: number): LogPage | undefined
   /** Replicas carrying this meshlet's label (after a restart: what it may adopt). */
   listOwn(meshletDid: string): Promise<ReplicaInfo[]>
+  /**
+   * Frees what a finished replica still holds (its container) once its outcome is
+   * recorded; its logs stay readable until it is stopped or pushed out by newer ones.
+   */
+  release(workloadUri: string, replica: number): Promise<void>
   /** Adopts a replica found by listOwn: re-attaches logs and exit watching, never restarts. */
   adopt(spec: ReplicaSpec, found: ReplicaInfo): Promise<ReplicaInfo>
   /** Fired once when a replica finishes by itself, with exit code, cpu and memory. */
