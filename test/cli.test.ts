@@ -17,6 +17,7 @@ let reader: RepoReader
 let alice: DevAccount
 let bob: DevAccount
 const children: ChildProcess[] = []
+let daemonOutput = ''
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlet-cli-'))
 
 const ownerEnv = (a: DevAccount) => ({
@@ -102,8 +103,10 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
     }
     // two daemons, each naming the other's owner in cluster 'pair'
     for (const [name, other] of [['alice', bob], ['bob', alice]] as const) {
-      const child = spawnCli(['run', '--config', path.join(dirs[name], 'config.json'), '--port', '0', '--cluster', `pair=${other.did}`, '--json'])
+      const child = spawnCli(['run', '--config', path.join(dirs[name], 'config.json'), '--port', '0', '--cluster', `pair=${other.did}`, '--json'], { MESHLET_LOG_LEVEL: 'info' })
       children.push(child)
+      child.stdout!.on('data', (d) => (daemonOutput += `[${name}] ${d}`))
+      child.stderr!.on('data', (d) => (daemonOutput += `[${name}!] ${d}`))
       await waitForLine(child, /"did"/)
     }
     await waitFor(async () => {
@@ -115,11 +118,16 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
     const submitted = await cli(['submit', file, '--json'], ownerEnv(alice))
     expect(submitted.code, submitted.stderr).toBe(0)
     const { uri } = JSON.parse(submitted.stdout)
+    let last = ''
     const status = await waitFor(async () => {
       const r = await cli(['status', uri, '--json'], ownerEnv(alice))
+      last = r.stdout + r.stderr
       const body = r.code === 0 ? JSON.parse(r.stdout) : undefined
       return body?.replicas?.[0]?.state === 'succeeded' ? body : undefined
-    }, { what: 'succeeded', timeoutMs: 60_000, intervalMs: 500 })
+    }, { what: 'succeeded', timeoutMs: 90_000, intervalMs: 500 }).catch((err) => {
+      console.error(`last status: ${last}\ndaemons:\n${daemonOutput.slice(-6000)}`)
+      throw err
+    })
     expect(status.replicas[0]).toMatchObject({ exitCode: 0 })
     expect(status.replicas[0].cpuMillis).toBeGreaterThanOrEqual(0)
 
