@@ -57,9 +57,7 @@ export class ClusterFormation {
   }
 
   private fetchOwner(owner: string): Promise<void> {
-    let p = this.fetchedOwners.get(owner)
-    if (!p) this.fetchedOwners.set(owner, (p = this.loadOwner(owner)))
-    return p
+    return once(this.fetchedOwners, owner, () => this.loadOwner(owner))
   }
 
   private async loadOwner(owner: string): Promise<void> {
@@ -71,9 +69,7 @@ export class ClusterFormation {
   }
 
   private fetchMeshlet(meshlet: string): Promise<void> {
-    let p = this.fetchedMeshlets.get(meshlet)
-    if (!p) this.fetchedMeshlets.set(meshlet, (p = this.loadMeshlet(meshlet)))
-    return p
+    return once(this.fetchedMeshlets, meshlet, () => this.loadMeshlet(meshlet))
   }
 
   private async loadMeshlet(meshlet: string): Promise<void> {
@@ -105,4 +101,11 @@ export class ClusterFormation {
       return []
     }
   }
+}
+
+/** The first caller starts the load; later callers wait for the same one. */
+function once(started: Map<string, Promise<void>>, key: string, load: () => Promise<void>): Promise<void> {
+  let p = started.get(key)
+  if (!p) started.set(key, (p = load()))
+  return p
 }
