@@ -1,6 +1,9 @@
 // `meshlet dev` as a newcomer runs it: starts, places and runs the demo workload, and
 // shuts down on Ctrl-C leaving no containers behind.
 import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { spawnCli, waitForLine } from './helpers/cli.js'
 import { requireDocker } from './helpers/docker.js'
@@ -32,4 +35,28 @@ describe('meshlet dev', () => {
     expect(await exited).toBe(0)
     expect(meshletContainers().filter((id) => !before.includes(id))).toEqual([])
   }, 180_000)
+
+  it('--data-dir keeps the network and its identities across restarts', async () => {
+    await requireDocker()
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlet-devdata-'))
+    const runOnce = async () => {
+      const child = spawnCli(['dev', '--json', '--data-dir', dir])
+      const events: Record<string, unknown>[] = []
+      child.stdout!.on('data', (d: Buffer) => {
+        for (const l of d.toString().split('\n')) if (l.startsWith('{')) events.push(JSON.parse(l))
+      })
+      await waitForLine(child, /"event":"ready"/, 120_000)
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGINT')
+      await exited
+      return events
+    }
+    const first = await runOnce()
+    const second = await runOnce()
+    const ids = (evs: Record<string, unknown>[]) => evs.filter((e) => e.event === 'linked').map((e) => [e.owner, e.meshlet])
+    expect(ids(second)).toEqual(ids(first))
+    expect(second.find((e) => e.event === 'network')).toEqual(first.find((e) => e.event === 'network'))
+    expect(second.map((e) => e.event)).toContain('succeeded')
+    expect(fs.existsSync(path.join(dir, 'network.json'))).toBe(true)
+  }, 300_000)
 })
