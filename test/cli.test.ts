@@ -89,6 +89,22 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
     for (const r of [wrong, unreachable, unknown]) expect(r.stderr.trim().split('\n')).toHaveLength(1)
   })
 
+  it('run fails fast with one line when the configuration is wrong', async () => {
+    const missing = await cli(['run', '--pds', net.pdsUrl, '--handle', 'x.test'])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/missing configuration: password, dataDir/)
+    const driver = await cli(['run', '--pds', net.pdsUrl, '--handle', 'x.test', '--password', 'p', '--data-dir', tmp, '--driver', 'kubernetes'])
+    expect(driver.stderr).toMatch(/driver must be docker, process or none/)
+    const cluster = await cli(['run', '--pds', net.pdsUrl, '--handle', 'x.test', '--password', 'p', '--data-dir', tmp, '--cluster', 'garden=bob'])
+    expect(cluster.stderr).toMatch(/not a DID: bob/)
+    const login = await cli(['run', '--pds', net.pdsUrl, '--plc', net.plcUrl, '--handle', alice.handle, '--password', 'wrong', '--data-dir', tmp, '--insecure-http'])
+    expect(login.stderr).toMatch(/wrong handle or password/)
+    for (const r of [missing, driver, cluster, login]) {
+      expect(r.code).toBe(1)
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    }
+  })
+
   it('init, run two meshlets, submit, status until succeeded, logs, delete', async () => {
     await requireDocker()
     const dirs = { alice: path.join(tmp, 'alice-mesh'), bob: path.join(tmp, 'bob-mesh') }
@@ -113,6 +129,10 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
       const r = await cli(['cluster', '--json'], ownerEnv(alice))
       return r.code === 0 && JSON.parse(r.stdout)[0]?.members?.[0]?.verified === true
     }, { what: 'cluster verified', timeoutMs: 20_000 })
+
+    const cap = await cli(['capacity', '--json'], ownerEnv(alice))
+    expect(cap.code, cap.stderr).toBe(0)
+    expect(JSON.parse(cap.stdout)[0]).toMatchObject({ draining: false, drivers: ['docker'] })
 
     const file = spec('hello.yaml', `name: hello\nimage: ${process.env.MESHLET_TEST_IMAGE ?? 'meshlet-test/busybox:latest'}\ncommand: [sh, -c, "echo hello-from-cli"]\nresources:\n  cpu: 0.2\n  memory: 32Mi\n`)
     const submitted = await cli(['submit', file, '--json'], ownerEnv(alice))

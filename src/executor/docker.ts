@@ -66,7 +66,7 @@ export class DockerDriver implements Driver {
     if (imageError) return this.failed(spec, imageError)
     let container: Docker.Container
     try {
-      container = await this.docker.createContainer(this.containerConfig(spec))
+      container = await this.createWithStorageLimit(spec)
     } catch (err) {
       return this.failed(spec, `cannot create container: ${(err as Error).message}`)
     }
@@ -84,6 +84,25 @@ export class DockerDriver implements Driver {
     this.watch(live)
     return { ...this.base(spec, container.id), state: 'running', startedAt: live.startedAt }
   }
+
+  /**
+   * A storage limit needs an engine that supports it (overlay2 on xfs with pquota, for
+   * instance); where it does not, the container is created without one and we say so.
+   */
+  private async createWithStorageLimit(spec: ReplicaSpec): Promise<Docker.Container> {
+    const config = this.containerConfig(spec)
+    if (!spec.storageMiB || this.storageOptUnsupported) return this.docker.createContainer(config)
+    try {
+      return await this.docker.createContainer({ ...config, HostConfig: { ...config.HostConfig, StorageOpt: { size: `${spec.storageMiB}M` } } })
+    } catch (err) {
+      if (!/storage-?opt|quota|xfs/i.test((err as Error).message)) throw err
+      this.storageOptUnsupported = true
+      this.o.logger?.warn({ err: (err as Error).message }, 'this engine cannot limit container storage; running without a storage limit')
+      return this.docker.createContainer(config)
+    }
+  }
+
+  private storageOptUnsupported = false
 
   private containerConfig(spec: ReplicaSpec): Docker.ContainerCreateOptions {
     const tier = spec.tier ?? 'a'

@@ -90,6 +90,17 @@ describe('docker driver (real engine)', () => {
     await driver.stop(s.workloadUri, 0)
   })
 
+  it('asks for a storage limit, and runs without one where the engine cannot enforce it', async () => {
+    const s = spec({ command: ['sleep', '30'], storageMiB: 100 })
+    const info = await driver.start(s)
+    expect(info.state).toBe('running')
+    const c = await docker.getContainer(info.id).inspect()
+    // overlay2 on ext4 (this machine) cannot; on xfs with pquota the limit is set
+    const opt = (c.HostConfig as { StorageOpt?: Record<string, string> }).StorageOpt
+    if (opt) expect(opt.size).toBe('100M')
+    await driver.stop(s.workloadUri, 0)
+  })
+
   it('reports a missing image as failed with a clear reason, without hanging', async () => {
     const info = await driver.start(spec({ image: 'meshlet-test/does-not-exist:1' }))
     expect(info.state).toBe('failed')
