@@ -231,7 +231,7 @@ export class PlacementEngine {
     const taken = p.selected.reduce((n, s) => n + s.replicas, 0)
     if (!declineReason && allAbove && taken < p.wanted) {
       const n = Math.min(slots, p.wanted - taken)
-      for (let i = 0; i < n; i++) this.enqueue(this.statusWrite(workload, undefined, i, 'scheduled'))
+      for (let i = 0; i < n; i++) this.enqueue(this.statusWrite(workload, p, i, 'scheduled'))
     }
   }
 
@@ -285,7 +285,9 @@ export class PlacementEngine {
         this.enqueue(this.statusWrite(workload, p, i, st.state as StatusState))
         continue
       }
-      if (st && st.workload.cid === workload.cid && st.state !== 'scheduled') continue // started before (or finished): never twice
+      // started before, or finished: never twice. A yielded replica was stopped only because
+      // another meshlet was selected; selected again, it starts again.
+      if (st && st.workload.cid === workload.cid && st.state !== 'scheduled' && st.state !== 'yielded') continue
       if (!this.o.driver) {
         if (!st) this.enqueue(this.statusWrite(workload, p, i, 'scheduled'))
         continue

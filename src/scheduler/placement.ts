@@ -78,7 +78,10 @@ export interface Placement {
 }
 
 export function windowOf(w: WorkloadRecord, opts: PlacementOptions = {}) {
-  const opensAt = Date.parse(w.createdAt)
+  return windowFrom(Date.parse(w.createdAt), w, opts)
+}
+
+function windowFrom(opensAt: number, w: WorkloadRecord, opts: PlacementOptions) {
   const window = w.bidWindowMs ?? opts.defaultWindowMs ?? DEFAULT_BID_WINDOW_MS
   const windowEndsAt = opensAt + window
   return {
@@ -143,7 +146,7 @@ function grantFor(state: PublicState, workload: Stored<WorkloadRecord>, meshlet:
 
 /** The answer that counts for each candidate: one per meshlet per round, earliest first. */
 export function validAnswers(
-  state: PublicState,
+  bids: Stored<BidRecord>[],
   workload: Stored<WorkloadRecord>,
   candidates: Map<string, Candidate>,
   round: number,
@@ -151,7 +154,7 @@ export function validAnswers(
 ): { answers: Map<string, Answer>; rejected: { uri: string; reason: BidRejection }[] } {
   const rejected: { uri: string; reason: BidRejection }[] = []
   const byMeshlet = new Map<string, Stored<BidRecord>>()
-  for (const bid of state.bidsFor(workload.uri)) {
+  for (const bid of bids) {
     const reason = bidRejection(bid, workload, candidates, round, win)
     if (reason) {
       rejected.push({ uri: bid.uri, reason })
@@ -196,6 +199,35 @@ function earlier(a: Stored<BidRecord>, b: Stored<BidRecord>): boolean {
   return d < 0 || (d === 0 && a.rkey < b.rkey)
 }
 
+/** At most this many re-placement rounds follow the first. */
+export const MAX_ROUNDS = 5
+
+interface Window {
+  opensAt: number
+  invitationDeadline: number
+  windowEndsAt: number
+  closesAt: number
+}
+
+interface RoundResult {
+  round: number
+  win: Window
+  wanted: number
+  candidates: Candidate[]
+  answers: Map<string, Answer>
+  rejected: { uri: string; reason: BidRejection }[]
+  selected: Assignment[]
+  confirmed: string[]
+  invited: string[]
+  closed: boolean
+  closedBy: Placement['closedBy']
+}
+
+/**
+ * Round 0 places the workload; each later round replaces replicas whose meshlets were
+ * lost (see lostAt), opening at the earliest loss among the previous selection and
+ * excluding every meshlet lost so far. Survivors keep their replicas.
+ */
 export function place(
   state: PublicState,
   workloadUri: string,
@@ -205,13 +237,70 @@ export function place(
   const workload = state.workloads.get(workloadUri)
   if (!workload) return undefined
   const w = workload.record
-  const round = 0
-  const win = windowOf(w, opts)
-  const candidates = rankCandidates(state, workload)
-  const byDid = new Map(candidates.map((c) => [c.did, c]))
-  const { answers, rejected } = validAnswers(state, workload, byDid, round, win)
+  const ranked = rankCandidates(state, workload)
+  const bids = state.bidsFor(workload.uri)
+  const rejected: { uri: string; reason: BidRejection }[] = []
+  const excluded = new Set<string>()
+  let survivors: Assignment[] = []
+  let r = runRound(workload, ranked, bids, 0, windowOf(w, opts), w.replicas, now)
+  rejected.push(...r.rejected)
+  while (r.closed && r.round < MAX_ROUNDS) {
+    const selection = [...survivors, ...r.selected]
+    const losses = selection.flatMap((a) => {
+      const at = lostAt(state, workload, a.meshlet)
+      return at !== undefined && at <= now ? [{ a, at }] : []
+    })
+    if (losses.length === 0) break
+    const first = Math.min(...losses.map((l) => l.at))
+    const lost = new Set(losses.filter((l) => l.at === first).map((l) => l.a.meshlet))
+    for (const m of lost) excluded.add(m)
+    survivors = selection.filter((a) => !lost.has(a.meshlet))
+    const win = windowFrom(Math.max(first, r.win.opensAt), w, opts)
+    const taken = new Set(survivors.map((a) => a.meshlet))
+    const pool = ranked.filter((c) => !excluded.has(c.did) && (w.allowPacking || !taken.has(c.did)))
+    const held = survivors.reduce((n, a) => n + a.replicas, 0)
+    r = runRound(workload, pool, bids, r.round + 1, win, w.replicas - held, now)
+    rejected.push(...r.rejected)
+  }
+  // bids for rounds that never opened
+  const rounds = new Set(Array.from({ length: r.round + 1 }, (_, i) => i))
+  for (const b of bids) if (!rounds.has(b.record.round)) rejected.push({ uri: b.uri, reason: 'wrong-round' })
+  rejected.sort((a, b) => cmp(a.uri, b.uri))
 
-  const wanted = w.replicas
+  const selected = mergeSelection(survivors, r.selected)
+  const placed = selected.reduce((n, a) => n + a.replicas, 0)
+  const deadlines = r.closed
+    ? lossDeadlines(state, workload, selected, now)
+    : [r.win.invitationDeadline, r.win.windowEndsAt, r.win.closesAt].filter((t) => t > now)
+  return {
+    workload: { uri: workload.uri, cid: workload.cid, owner: workload.did },
+    round: r.round,
+    wanted: w.replicas,
+    placed,
+    ...r.win,
+    closed: r.closed,
+    closedBy: r.closedBy,
+    candidates: r.candidates,
+    answers: [...r.answers.values()].sort((a, b) => cmp(a.did, b.did)),
+    invited: r.invited,
+    selected,
+    confirmed: r.closed ? selected.map((s) => s.meshlet) : [...survivors.map((s) => s.meshlet), ...r.confirmed],
+    rejected,
+    nextDeadline: deadlines.length ? Math.min(...deadlines) : null,
+  }
+}
+
+function runRound(
+  workload: Stored<WorkloadRecord>,
+  candidates: Candidate[],
+  bids: Stored<BidRecord>[],
+  round: number,
+  win: Window,
+  wanted: number,
+  now: number,
+): RoundResult {
+  const byDid = new Map(candidates.map((c) => [c.did, c]))
+  const { answers, rejected } = validAnswers(bids.filter((b) => b.record.round === round), workload, byDid, round, win)
   const inviting = now < win.windowEndsAt
   const holdPlace = now < win.invitationDeadline
   const selected: Assignment[] = []
@@ -229,7 +318,7 @@ export function place(
       if (remaining > 0) unansweredAbove = true
       continue
     }
-    if (!a.accept || remaining === 0) continue
+    if (!a.accept || remaining <= 0) continue
     const take = Math.min(a.slots, remaining)
     selected.push({ meshlet: c.did, replicas: take })
     if (!unansweredAbove) confirmed.push(c.did)
@@ -237,28 +326,60 @@ export function place(
     remaining -= take
     potential += take
   }
-  const placed = wanted - remaining
   const allAnswered = candidates.every((c) => answers.has(c.did))
-  const fastClosed = (remaining === 0 && lastSelectedAnsweredPrefix) || allAnswered
+  const fastClosed = (remaining <= 0 && lastSelectedAnsweredPrefix) || allAnswered
   const closedByWindow = now >= win.closesAt
-  const closed = fastClosed || closedByWindow
-  const deadlines = [win.invitationDeadline, win.windowEndsAt, win.closesAt].filter((t) => t > now)
   return {
-    workload: { uri: workload.uri, cid: workload.cid, owner: workload.did },
     round,
+    win,
     wanted,
-    placed,
-    ...win,
-    closed,
-    closedBy: fastClosed ? 'all-answered' : closedByWindow ? 'window' : null,
     candidates,
-    answers: [...answers.values()].sort((a, b) => cmp(a.did, b.did)),
-    invited,
-    selected,
-    confirmed: closed ? selected.map((s) => s.meshlet) : confirmed,
+    answers,
     rejected,
-    nextDeadline: closed ? null : (deadlines[0] ?? null),
+    selected,
+    confirmed,
+    invited,
+    closed: fastClosed || closedByWindow,
+    closedBy: fastClosed ? 'all-answered' : closedByWindow ? 'window' : null,
   }
+}
+
+/** Survivors first (they keep their replicas), then the round's winners. */
+function mergeSelection(survivors: Assignment[], fresh: Assignment[]): Assignment[] {
+  const out = survivors.map((a) => ({ ...a }))
+  for (const a of fresh) {
+    const same = out.find((x) => x.meshlet === a.meshlet)
+    if (same) same.replicas += a.replicas
+    else out.push({ ...a })
+  }
+  return out
+}
+
+/**
+ * When a selected meshlet counts as lost for this workload, from signed data only: its
+ * heartbeat expired (capacity.updatedAt + HEARTBEAT_MISSES intervals), or it recorded
+ * that it could not run the replica (a failed status without an exit code). A meshlet
+ * whose replica finished is never lost. A meshlet that comes back moves its heartbeat
+ * expiry later, regains its place, and the replacement yields.
+ */
+export function lostAt(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string): number | undefined {
+  const statuses = state.statusesFor(workload.uri).filter((s) => s.did === meshlet && s.record.workload.cid === workload.cid)
+  if (statuses.some((s) => s.record.state === 'succeeded' || (s.record.state === 'failed' && s.record.exitCode !== undefined) || s.record.state === 'stopped')) {
+    return undefined
+  }
+  const times: number[] = []
+  for (const s of statuses) if (s.record.state === 'failed') times.push(Date.parse(s.record.updatedAt))
+  const cap = state.capacities.get(meshlet)
+  if (cap) times.push(Date.parse(cap.record.updatedAt) + HEARTBEAT_MISSES * (cap.record.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS) * 1000)
+  else times.push(Date.parse(workload.record.createdAt))
+  return times.length ? Math.min(...times) : undefined
+}
+
+function lossDeadlines(state: PublicState, workload: Stored<WorkloadRecord>, selected: Assignment[], now: number): number[] {
+  return selected.flatMap((a) => {
+    const at = lostAt(state, workload, a.meshlet)
+    return at !== undefined && at > now ? [at] : []
+  })
 }
 
 function cmp(a: string, b: string): number {

@@ -7,7 +7,8 @@ import { place, type Placement } from '../../src/scheduler/placement.js'
 import { PublicState } from '../../src/scheduler/state.js'
 import { bidRecord, bidsArb, rec, stateOf, T0, WINDOW, worldArb, type Rec, type World } from './world.js'
 
-const NOWS = [T0 - 1, T0 + 10, T0 + WINDOW / 2 + 1, T0 + WINDOW + 5000]
+// the last is past every meshlet's heartbeat expiry: re-placement rounds are in play
+const NOWS = [T0 - 1, T0 + 10, T0 + WINDOW / 2 + 1, T0 + WINDOW + 5000, T0 + 400_000]
 
 const scenario = worldArb.chain((world) => fc.record({ world: fc.constant(world), bids: bidsArb(world.meshlets.length) }))
 

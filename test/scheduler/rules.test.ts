@@ -201,3 +201,73 @@ describe('bids, selection and closing', () => {
     expect(place(s, w.stored.uri, after)).toBeUndefined()
   })
 })
+
+describe('re-placement', () => {
+  const HB = 60_000 // heartbeatSeconds in commune()
+  // meshlet 1 stops heartbeating right after the workload is placed on it
+  const lossAt = T0 - 1000 + 3 * HB
+  const roundBid = (w: Rec, meshlet: number, round: number, at: number) => bid(w, meshlet, { round, at: at - T0 })
+
+  it('replaces the replica of a meshlet whose heartbeat expired, excluding it, keeping survivors', () => {
+    const w = workload({ replicas: 2 }, 0)
+    const base = build(commune(), [w], [bid(w, 0), bid(w, 1)])
+    expect(place(base, w.stored.uri, T0 + 500)!.selected.map((s) => s.meshlet).sort()).toEqual([M[0], M[1]].sort())
+    // everyone but meshlet 1 keeps heartbeating
+    const fresh = (i: number) => (i === 1 ? {} : { updatedAt: iso(lossAt + 10 * HB) })
+    const s = build(commune({ capacity: fresh }), [w], [bid(w, 0), bid(w, 1)])
+    const before = place(s, w.stored.uri, lossAt - 1)!
+    expect(before.round).toBe(0)
+    expect(before.nextDeadline).toBe(lossAt)
+    const open = place(s, w.stored.uri, lossAt + 10)!
+    expect(open).toMatchObject({ round: 1, closed: false, opensAt: lossAt })
+    expect(open.candidates.map((c) => c.did)).not.toContain(M[1])
+    expect(open.candidates.map((c) => c.did)).not.toContain(M[0]) // a survivor, and no packing
+    expect(open.selected).toEqual([{ meshlet: M[0], replicas: 1 }])
+    expect(open.invited).toHaveLength(1)
+    const replacement = M.indexOf(open.invited[0])
+    const s2 = build(commune({ capacity: fresh }), [w], [bid(w, 0), bid(w, 1), roundBid(w, replacement, 1, lossAt + 100)])
+    const done = place(s2, w.stored.uri, lossAt + 200)!
+    expect(done).toMatchObject({ round: 1, closed: true, placed: 2 })
+    expect(done.selected).toEqual([{ meshlet: M[0], replicas: 1 }, { meshlet: M[replacement], replicas: 1 }])
+    // a round-1 bid dated before the loss does not count
+    const early = build(commune({ capacity: fresh }), [w], [bid(w, 0), bid(w, 1), roundBid(w, replacement, 1, lossAt - 5)])
+    expect(place(early, w.stored.uri, lossAt + 200)!.rejected.map((r) => r.reason)).toContain('before-window')
+  })
+
+  it('a meshlet that could not run its replica is replaced at once', () => {
+    const w = workload({}, 1)
+    const failed = rec('commune.scheduler.workloadStatus', M[1], 'st-0', {
+      workload: { uri: w.stored.uri, cid: w.stored.cid },
+      replica: 0,
+      state: 'failed',
+      message: 'image not present and could not be pulled',
+      updatedAt: iso(T0 + 1500),
+    })
+    const p = place(build(commune(), [w], [bid(w, 1), failed]), w.stored.uri, T0 + 1600)!
+    expect(p).toMatchObject({ round: 1, opensAt: T0 + 1500, placed: 0 })
+    expect(p.candidates.map((c) => c.did)).not.toContain(M[1])
+  })
+
+  it('a finished replica is never re-placed, whatever its meshlet does later', () => {
+    const w = workload({}, 1)
+    const succeeded = rec('commune.scheduler.workloadStatus', M[1], 'st-0', {
+      workload: { uri: w.stored.uri, cid: w.stored.cid },
+      replica: 0,
+      state: 'succeeded',
+      exitCode: 0,
+      updatedAt: iso(T0 + 1500),
+    })
+    const p = place(build(commune(), [w], [bid(w, 1), succeeded]), w.stored.uri, T0 + 10 * 3 * HB)!
+    expect(p).toMatchObject({ round: 0, placed: 1, nextDeadline: null })
+  })
+
+  it('a lost meshlet that comes back regains its place; the replacement yields', () => {
+    const w = workload({}, 1)
+    const replacementBid = (i: number) => roundBid(w, i, 1, lossAt + 100)
+    const gone = build(commune({ capacity: (i) => (i === 1 ? {} : { updatedAt: iso(lossAt + HB) }) }), [w], [bid(w, 1), replacementBid(0)])
+    expect(place(gone, w.stored.uri, lossAt + 5000)!.selected).toEqual([{ meshlet: M[0], replicas: 1 }])
+    // meshlet 1 heartbeats again: its loss moves later, round 1 never opened by then
+    const back = build(commune({ capacity: (i) => ({ updatedAt: iso(i === 1 ? lossAt + 4000 : lossAt + HB) }) }), [w], [bid(w, 1), replacementBid(0)])
+    expect(place(back, w.stored.uri, lossAt + 5000)!.selected).toEqual([{ meshlet: M[1], replicas: 1 }])
+  })
+})
