@@ -10,6 +10,10 @@ import { verifiedOwner } from './membership.js'
  * a workload's createdAt is the same for every meshlet that has seen those records.
  */
 export function balances(state: PublicState, asOf: number): Map<string, number> {
+  return state.cached(`balances:${asOf}`, () => computeBalances(state, asOf))
+}
+
+function computeBalances(state: PublicState, asOf: number): Map<string, number> {
   const out = new Map<string, number>()
   for (const s of state.statuses.values()) {
     const r = s.record

@@ -7,19 +7,14 @@ export function verifiedOwner(state: PublicState, meshletDid: string): string | 
   const back = state.meshletOwners.get(meshletDid)
   if (!back) return undefined
   const owner = back.record.owner
-  for (const m of state.meshlets.values()) {
-    if (m.did === owner && m.record.meshlet === meshletDid) return owner
-  }
-  return undefined
+  return state.claimsOf(meshletDid).some((m) => m.did === owner) ? owner : undefined
 }
 
 /** Meshlets an owner claims that also claim the owner back, sorted. */
 export function verifiedMeshlets(state: PublicState, ownerDid: string): string[] {
   const out = new Set<string>()
-  for (const m of state.meshlets.values()) {
-    if (m.did === ownerDid && state.meshletOwners.get(m.record.meshlet)?.record.owner === ownerDid) {
-      out.add(m.record.meshlet)
-    }
+  for (const m of state.meshletsOf(ownerDid)) {
+    if (state.meshletOwners.get(m.record.meshlet)?.record.owner === ownerDid) out.add(m.record.meshlet)
   }
   return [...out].sort()
 }
@@ -27,8 +22,7 @@ export function verifiedMeshlets(state: PublicState, ownerDid: string): string[]
 /** Owner DIDs a meshlet lists in any of its cluster records. */
 export function listedOwners(state: PublicState, meshletDid: string): Map<string, string[]> {
   const out = new Map<string, string[]>()
-  for (const c of state.clusters.values()) {
-    if (c.did !== meshletDid) continue
+  for (const c of state.clustersOf(meshletDid)) {
     for (const member of c.record.members) {
       const names = out.get(member) ?? []
       names.push(c.rkey)

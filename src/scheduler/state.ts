@@ -43,16 +43,35 @@ export class PublicState {
   private readonly bidsByWorkload = new Map<string, Set<string>>()
   /** status uris by the workload uri they reference */
   private readonly statusesByWorkload = new Map<string, Set<string>>()
+  /** meshlet record uris by the meshlet DID they claim */
+  private readonly claimsByMeshlet = new Map<string, Set<string>>()
+  /** meshlet record uris by the owner repo they live in */
+  private readonly meshletsByOwner = new Map<string, Set<string>>()
+  /** cluster record uris by the meshlet repo they live in */
+  private readonly clustersByMeshlet = new Map<string, Set<string>>()
+  /** Bumped on every change: lets pure readers memoize per version. */
+  version = 0
 
   /** Upserts a validated record. Returns false when nothing changed (a replayed event). */
   put<C extends Collection>(collection: C, stored: Stored<RecordTypes[C]>): boolean {
-    const s = stored as Stored<never>
+    const changed = this.apply(collection, stored as Stored<never>)
+    if (changed) this.version++
+    return changed
+  }
+
+  private apply(collection: Collection, s: Stored<never>): boolean {
     switch (collection) {
-      case 'commune.scheduler.meshlet':
+      case 'commune.scheduler.meshlet': {
+        const old = this.meshlets.get(s.uri)
+        if (old) index(this.claimsByMeshlet, old.record.meshlet, s.uri, false)
+        index(this.claimsByMeshlet, (s as Stored<MeshletRecord>).record.meshlet, s.uri, true)
+        index(this.meshletsByOwner, s.did, s.uri, true)
         return setIfNew(this.meshlets, s.uri, s)
+      }
       case 'commune.scheduler.meshletOwner':
         return s.rkey === 'self' ? setIfNew(this.meshletOwners, s.did, s) : false
       case 'commune.scheduler.cluster':
+        index(this.clustersByMeshlet, s.did, s.uri, true)
         return setIfNew(this.clusters, s.uri, s)
       case 'commune.scheduler.capacity':
         return s.rkey === 'self' ? setIfNew(this.capacities, s.did, s) : false
@@ -79,13 +98,24 @@ export class PublicState {
 
   /** Removes a record by its uri. Returns false when it was not there. */
   delete(collection: Collection, did: string, rkey: string): boolean {
+    const changed = this.remove(collection, did, rkey)
+    if (changed) this.version++
+    return changed
+  }
+
+  private remove(collection: Collection, did: string, rkey: string): boolean {
     const uri = `at://${did}/${collection}/${rkey}`
     switch (collection) {
-      case 'commune.scheduler.meshlet':
+      case 'commune.scheduler.meshlet': {
+        const old = this.meshlets.get(uri)
+        if (old) index(this.claimsByMeshlet, old.record.meshlet, uri, false)
+        index(this.meshletsByOwner, did, uri, false)
         return this.meshlets.delete(uri)
+      }
       case 'commune.scheduler.meshletOwner':
         return rkey === 'self' && this.meshletOwners.delete(did)
       case 'commune.scheduler.cluster':
+        index(this.clustersByMeshlet, did, uri, false)
         return this.clusters.delete(uri)
       case 'commune.scheduler.capacity':
         return rkey === 'self' && this.capacities.delete(did)
@@ -110,6 +140,33 @@ export class PublicState {
 
   bidsFor(workloadUri: string): Stored<BidRecord>[] {
     return [...(this.bidsByWorkload.get(workloadUri) ?? [])].flatMap((u) => this.bids.get(u) ?? [])
+  }
+
+  /** Meshlet records (in owner repos) that claim this meshlet. */
+  claimsOf(meshletDid: string): Stored<MeshletRecord>[] {
+    return [...(this.claimsByMeshlet.get(meshletDid) ?? [])].flatMap((u) => this.meshlets.get(u) ?? [])
+  }
+
+  /** Meshlet records in this owner's repo. */
+  meshletsOf(ownerDid: string): Stored<MeshletRecord>[] {
+    return [...(this.meshletsByOwner.get(ownerDid) ?? [])].flatMap((u) => this.meshlets.get(u) ?? [])
+  }
+
+  /** Cluster records in this meshlet's repo. */
+  clustersOf(meshletDid: string): Stored<ClusterRecord>[] {
+    return [...(this.clustersByMeshlet.get(meshletDid) ?? [])].flatMap((u) => this.clusters.get(u) ?? [])
+  }
+
+  private memo = new Map<string, { version: number; value: unknown }>()
+
+  /** Memoizes a pure function of this state until the state changes. */
+  cached<T>(key: string, compute: () => T): T {
+    const hit = this.memo.get(key)
+    if (hit && hit.version === this.version) return hit.value as T
+    const value = compute()
+    if (this.memo.size > 1000) this.memo.clear()
+    this.memo.set(key, { version: this.version, value })
+    return value
   }
 
   statusesFor(workloadUri: string): Stored<WorkloadStatusRecord>[] {
