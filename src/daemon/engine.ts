@@ -34,13 +34,6 @@ export interface EngineOptions {
   now?: () => number
 }
 
-export interface PlacementEvent {
-  uri: string
-  selected: string[]
-  closedBy: Placement['closedBy']
-  at: number
-}
-
 export class PlacementEngine {
   private dirty = new Set<string>()
   private running = false

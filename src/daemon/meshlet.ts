@@ -6,7 +6,7 @@ import { ClusterFormation } from '../cluster/formation.js'
 import { LocalDb } from '../db/index.js'
 import type { Driver } from '../executor/types.js'
 import { createIdResolver } from '../identity/resolver.js'
-import { detectHost, type Host } from '../executor/capacity.js'
+import { allocatable, detectHost, type Host } from '../executor/capacity.js'
 import { COLLECTIONS, type CapacityRecord, type Resources } from '../records/index.js'
 import { RepoReader } from '../repo/reader.js'
 import { RepoWriter } from '../repo/writer.js'
@@ -71,7 +71,7 @@ export class Meshlet {
     // Loaded only when used: a scheduling-only meshlet needs no Docker client.
     const driver = cfg.driver === 'none' ? undefined : await (await import('../executor/index.js')).createDriver(cfg.driver, { logger, dataDir: cfg.dataDir })
     const host = await detectHost(cfg.dataDir)
-    const total = subtract(cfg.resources ?? host.resources, cfg.reserve)
+    const total = atLeastOne(allocatable(cfg.resources ?? host.resources, cfg.reserve, []))
 
     let formation: ClusterFormation | undefined
     let engine: PlacementEngine | undefined
@@ -99,7 +99,7 @@ export class Meshlet {
       drivers: driver ? [driver.name] : ['docker', 'process'],
       isDraining: () => ctx.draining,
       openSecret: (c) => encryptionKey.open(c),
-      allocatable: () => subtract(ctx.total, engine!.held()),
+      allocatable: () => allocatable(ctx.total, undefined, [engine!.held()]),
     })
     ctx.engine = engine
     const meshlet = new Meshlet(ctx, idResolver)
@@ -155,7 +155,7 @@ export class Meshlet {
     return {
       $type: COLLECTIONS.capacity,
       total: ctx.total,
-      allocatable: subtract(ctx.total, ctx.engine.held()),
+      allocatable: atLeastOne(allocatable(ctx.total, undefined, [ctx.engine.held()])),
       drivers: ctx.driver ? [ctx.driver.name] : ['docker', 'process'],
       arch: ctx.host.arch,
       ...(ctx.host.gpus.length && (ctx.total.gpus ?? 0) > 0 ? { gpus: ctx.host.gpus.slice(0, ctx.total.gpus) } : {}),
@@ -207,11 +207,7 @@ export class Meshlet {
   }
 }
 
-export function subtract(a: Resources, b?: Partial<Resources>): Resources {
-  return {
-    cpuMillis: Math.max(1, a.cpuMillis - (b?.cpuMillis ?? 0)),
-    memoryMiB: Math.max(1, a.memoryMiB - (b?.memoryMiB ?? 0)),
-    storageMiB: Math.max(0, (a.storageMiB ?? 0) - (b?.storageMiB ?? 0)),
-    gpus: Math.max(0, (a.gpus ?? 0) - (b?.gpus ?? 0)),
-  }
+/** The lexicon's resources need cpu and memory ≥ 1: a full meshlet offers the minimum. */
+function atLeastOne(r: Resources): Resources {
+  return { ...r, cpuMillis: Math.max(1, r.cpuMillis), memoryMiB: Math.max(1, r.memoryMiB) }
 }
