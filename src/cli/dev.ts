@@ -147,14 +147,27 @@ export async function runDev(o: { dataDir?: string; driver?: 'docker' | 'process
 }
 
 async function chooseDriver(warn: (msg: string) => void): Promise<'docker' | 'process'> {
-  try {
-    const { dockerAvailable } = await import('../executor/index.js')
-    if (await dockerAvailable()) return 'docker'
-  } catch {
-    // fall through to the process driver
+  const { dockerAvailable } = await import('../executor/index.js')
+  if (!(await dockerAvailable())) {
+    warn('no Docker engine answers on /var/run/docker.sock; running workloads as local processes (process driver)')
+    return 'process'
   }
-  warn('no Docker engine answers on /var/run/docker.sock; running workloads as local processes (process driver)')
+  if (await ensureDemoImage()) return 'docker'
+  warn(`the demo image ${DEMO_IMAGE} is not present and cannot be built here (needs a static /bin/busybox); running workloads as local processes`)
   return 'process'
+}
+
+/** The demo image, built from a static busybox when missing: no registry is needed. */
+async function ensureDemoImage(): Promise<boolean> {
+  const Docker = (await import('dockerode')).default
+  const docker = new Docker()
+  const present = () => docker.getImage(DEMO_IMAGE).inspect().then(() => true, () => false)
+  if (await present()) return true
+  const script = fileURLToPath(new URL('../../scripts/make-test-image.sh', import.meta.url))
+  if (!fs.existsSync(script) || !fs.existsSync('/bin/busybox')) return false
+  const { spawnSync } = await import('node:child_process')
+  spawnSync('bash', [script, DEMO_IMAGE], { stdio: 'ignore' })
+  return present()
 }
 
 /** alice, bob, carol: reused from the data dir, or created (alice's meshlet is kept small). */

@@ -1,0 +1,304 @@
+// meshlet's commands. Every command has --help and --json, and fails with one line and a
+// non-zero exit.
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import os from 'node:os'
+import path from 'node:path'
+import { CliError, OwnerSession, parseWorkloadUri, type OwnerLogin } from './owner.js'
+import { loadSpec, SpecError } from './spec.js'
+import { ConfigError } from '../daemon/config.js'
+import { MeshletCallError } from '../xrpc/client.js'
+import { waitFor } from '../util/time.js'
+
+type Options = NonNullable<ParseArgsConfig['options']>
+type Values = Record<string, string | boolean | string[] | undefined>
+
+const OWNER_OPTS: Options = {
+  pds: { type: 'string' },
+  handle: { type: 'string' },
+  password: { type: 'string' },
+  plc: { type: 'string' },
+  'insecure-http': { type: 'boolean' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+}
+const OWNER_HELP = `Owner options (or environment):
+  --pds URL          your PDS                       MESHLET_OWNER_PDS
+  --handle H         your handle or DID             MESHLET_OWNER_HANDLE
+  --password P       an app password                MESHLET_OWNER_PASSWORD
+  --plc URL          PLC directory                  MESHLET_PLC_URL (default https://plc.directory)
+  --insecure-http    allow http:// identity lookups (local dev networks only)  MESHLET_INSECURE_HTTP=1
+  --json             machine-readable output`
+
+interface Command {
+  summary: string
+  usage: string
+  options: Options
+  run(values: Values, positionals: string[]): Promise<unknown>
+}
+
+const env = process.env
+
+function ownerLogin(v: Values): OwnerLogin {
+  const pds = (v.pds as string) ?? env.MESHLET_OWNER_PDS
+  const identifier = (v.handle as string) ?? env.MESHLET_OWNER_HANDLE
+  const password = (v.password as string) ?? env.MESHLET_OWNER_PASSWORD
+  const missing = [!pds && '--pds', !identifier && '--handle', !password && '--password'].filter(Boolean)
+  if (missing.length) throw new CliError(`missing ${missing.join(', ')} (or MESHLET_OWNER_PDS/HANDLE/PASSWORD)`)
+  return {
+    pds: pds!,
+    identifier: identifier!,
+    password: password!,
+    plcUrl: (v.plc as string) ?? env.MESHLET_PLC_URL ?? 'https://plc.directory',
+    allowInsecureHttp: Boolean(v['insecure-http']) || env.MESHLET_INSECURE_HTTP === '1',
+  }
+}
+
+function print(v: Values, data: unknown, text: () => string): void {
+  console.log(v.json ? JSON.stringify(data, null, 2) : text())
+}
+
+const commands: Record<string, Command> = {
+  dev: {
+    summary: 'run a whole commune on this machine (PLC, PDS, three meshlets, a demo workload)',
+    usage: 'meshlet dev [--data-dir DIR] [--driver docker|process] [--json]',
+    options: { 'data-dir': { type: 'string' }, driver: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    async run(v) {
+      const { runDev } = await import('./dev.js')
+      await runDev({ dataDir: v['data-dir'] as string | undefined, driver: v.driver as 'docker' | 'process' | undefined, json: Boolean(v.json) })
+    },
+  },
+  init: {
+    summary: 'link a meshlet account to its owner (writes both link records)',
+    usage: `meshlet init --meshlet-handle H --meshlet-password P [--meshlet-pds URL] [--create --email E] [--name N] [--data-dir DIR]
+  Creates the meshlet account with --create if it does not exist, writes
+  commune.scheduler.meshletOwner (meshlet repo) and commune.scheduler.meshlet (owner repo),
+  verifies the link, and saves the meshlet's config for 'meshlet run' in DIR/config.json.`,
+    options: {
+      ...OWNER_OPTS,
+      'meshlet-pds': { type: 'string' },
+      'meshlet-handle': { type: 'string' },
+      'meshlet-password': { type: 'string' },
+      create: { type: 'boolean' },
+      email: { type: 'string' },
+      name: { type: 'string' },
+      'data-dir': { type: 'string' },
+    },
+    async run(v) {
+      const { init } = await import('./daemon.js')
+      const res = await init(ownerLogin(v), {
+        pds: (v['meshlet-pds'] as string) ?? ownerLogin(v).pds,
+        handle: need(v, 'meshlet-handle'),
+        password: need(v, 'meshlet-password'),
+        create: Boolean(v.create),
+        email: v.email as string | undefined,
+        name: v.name as string | undefined,
+        dataDir: (v['data-dir'] as string) ?? path.join(os.homedir(), '.meshlet'),
+      })
+      print(v, res, () => `linked meshlet ${res.meshlet} to owner ${res.owner}; config saved to ${res.configFile}\nnext: meshlet run --config ${res.configFile}`)
+    },
+  },
+  run: {
+    summary: 'run the meshlet daemon',
+    usage: `meshlet run [--config FILE] [options]
+  --pds URL --handle H --password P   the meshlet account     MESHLET_PDS, MESHLET_HANDLE, MESHLET_PASSWORD
+  --plc URL                           PLC directory           MESHLET_PLC_URL
+  --data-dir DIR                      state (cursor, records) MESHLET_DATA_DIR
+  --driver docker|process|none        executor                MESHLET_DRIVER (default docker)
+  --port N --host H --public-url URL  XRPC service            MESHLET_PORT, MESHLET_HOST, MESHLET_PUBLIC_URL
+  --firehose URL[,URL]                relay or PDS URLs (default: the cluster members' PDSes)  MESHLET_FIREHOSE
+  --cluster NAME=DID,DID              publish a cluster record (repeatable)  MESHLET_CLUSTER (NAME=DID,DID;NAME2=...)
+  --reserve-cpu MILLIS --reserve-memory MIB   held back from what is offered
+  --label KEY=VALUE                   capacity label (repeatable)
+  --insecure-http                     allow http:// identity lookups (local dev networks only)`,
+    options: {
+      config: { type: 'string' },
+      pds: { type: 'string' },
+      handle: { type: 'string' },
+      password: { type: 'string' },
+      plc: { type: 'string' },
+      'data-dir': { type: 'string' },
+      driver: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'public-url': { type: 'string' },
+      firehose: { type: 'string' },
+      cluster: { type: 'string', multiple: true },
+      'reserve-cpu': { type: 'string' },
+      'reserve-memory': { type: 'string' },
+      label: { type: 'string', multiple: true },
+      'insecure-http': { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    async run(v) {
+      const { runDaemon } = await import('./daemon.js')
+      await runDaemon(v)
+    },
+  },
+  submit: {
+    summary: 'publish a workload from a spec file (JSON or YAML)',
+    usage: `meshlet submit SPEC [--wait]\n${OWNER_HELP}`,
+    options: { ...OWNER_OPTS, wait: { type: 'boolean' } },
+    async run(v, [file]) {
+      if (!file) throw new CliError('usage: meshlet submit SPEC.json|SPEC.yaml')
+      const spec = loadSpec(file) // a bad spec fails here, before anything is written
+      const owner = await OwnerSession.login(ownerLogin(v))
+      const res = await owner.submit(spec)
+      if (!v.wait) return print(v, res, () => res.uri)
+      const done = await waitForFinish(owner, res.uri, spec.record.replicas as number)
+      print(v, { ...res, replicas: done }, () => [res.uri, ...done.map(fmtStatus)].join('\n'))
+    },
+  },
+  status: {
+    summary: 'show your workloads, or one workload\'s replicas',
+    usage: `meshlet status [URI]\n${OWNER_HELP}`,
+    options: OWNER_OPTS,
+    async run(v, [uri]) {
+      const owner = await OwnerSession.login(ownerLogin(v))
+      if (uri) {
+        const replicas = await owner.statuses(uri)
+        return print(v, { uri, replicas }, () => (replicas.length ? replicas.map(fmtStatus).join('\n') : `${uri}: not placed yet`))
+      }
+      const view = await owner.view()
+      const list = await Promise.all((await owner.workloads()).map(async (w) => ({ uri: w.uri, name: w.record.name, replicas: await owner.statuses(w.uri, view) })))
+      print(v, list, () => list.map((w) => `${w.uri}${w.name ? ` (${w.name})` : ''}: ${w.replicas.map((r) => r.state).join(', ') || 'not placed'}`).join('\n') || 'no workloads')
+    },
+  },
+  logs: {
+    summary: 'print a workload replica\'s output (from the meshlet running it)',
+    usage: `meshlet logs URI [--replica N] [--meshlet DID]\n${OWNER_HELP}`,
+    options: { ...OWNER_OPTS, replica: { type: 'string' }, meshlet: { type: 'string' } },
+    async run(v, [uri]) {
+      if (!uri) throw new CliError('usage: meshlet logs URI')
+      parseWorkloadUri(uri)
+      const owner = await OwnerSession.login(ownerLogin(v))
+      const replicas = await owner.statuses(uri)
+      const replica = v.replica === undefined ? 0 : Number(v.replica)
+      const target = replicas.find((r) => r.replica === replica && (!v.meshlet || r.meshlet === v.meshlet))
+      if (!target) throw new CliError(`no meshlet reports replica ${replica} of ${uri}`)
+      let out = ''
+      let cursor: string | undefined
+      for (;;) {
+        const page = await owner.client.call(target.meshlet, 'farm.meshlet.getWorkloadLogs', { uri, replica, ...(cursor ? { cursor } : {}) })
+        out += page.logs
+        if (page.cursor === cursor || page.logs.length === 0) break
+        cursor = page.cursor
+      }
+      print(v, { uri, replica, meshlet: target.meshlet, logs: out }, () => out.replace(/\n$/, ''))
+    },
+  },
+  delete: {
+    summary: 'delete a workload record: every meshlet stops it',
+    usage: `meshlet delete URI\n${OWNER_HELP}`,
+    options: OWNER_OPTS,
+    async run(v, [uri]) {
+      if (!uri) throw new CliError('usage: meshlet delete URI')
+      const owner = await OwnerSession.login(ownerLogin(v))
+      await owner.delete(uri)
+      print(v, { uri, deleted: true }, () => `deleted ${uri}; meshlets running it stop it`)
+    },
+  },
+  cluster: {
+    summary: 'your meshlets\' cluster members: who is verified, and why others are not',
+    usage: `meshlet cluster\n${OWNER_HELP}`,
+    options: OWNER_OPTS,
+    async run(v) {
+      const owner = await OwnerSession.login(ownerLogin(v))
+      const views = await owner.cluster()
+      print(v, views, () =>
+        views
+          .map(
+            (m) =>
+              `meshlet ${m.meshlet}\n` +
+              (m.members.map((x) => `  ${x.verified ? '✓' : '✗'} ${x.owner} [${x.clusters.join(', ')}] ${x.verified ? `via ${x.meshlets.join(', ')}` : x.reason}`).join('\n') || '  (no cluster records)'),
+          )
+          .join('\n'),
+      )
+    },
+  },
+  capacity: {
+    summary: 'what a meshlet offers now (yours by default)',
+    usage: `meshlet capacity [DID]\n${OWNER_HELP}`,
+    options: OWNER_OPTS,
+    async run(v, [did]) {
+      const owner = await OwnerSession.login(ownerLogin(v))
+      const targets = did ? [did] : (await owner.view()).meshlets
+      if (targets.length === 0) throw new CliError('you have no verified meshlet; pass a meshlet DID')
+      const caps = await Promise.all(targets.map((t) => owner.client.call(t, 'farm.meshlet.getCapacity')))
+      print(v, did ? caps[0] : caps, () =>
+        caps
+          .map((c) => `${c.did}: ${c.allocatable.cpuMillis / 1000}/${c.total.cpuMillis / 1000} cpu, ${c.allocatable.memoryMiB}/${c.total.memoryMiB} MiB free, ${c.running} running, drivers ${c.drivers.join(',')}${c.draining ? ', draining' : ''}`)
+          .join('\n'),
+      )
+    },
+  },
+}
+
+async function waitForFinish(owner: OwnerSession, uri: string, replicas: number) {
+  return waitFor(
+    async () => {
+      const st = await owner.statuses(uri)
+      const done = st.filter((r) => ['succeeded', 'failed', 'stopped'].includes(r.state))
+      return done.length >= Math.min(replicas, st[0]?.placed ?? replicas) && done.length > 0 ? done : undefined
+    },
+    { timeoutMs: 10 * 60_000, intervalMs: 500, what: `${uri} to finish` },
+  )
+}
+
+function fmtStatus(r: { meshlet: string; replica: number; state: string; exitCode?: number; cpuMillis?: number; message?: string; placed?: number }): string {
+  const bits = [`${r.meshlet} #${r.replica}: ${r.state}`]
+  if (r.exitCode !== undefined) bits.push(`exit ${r.exitCode}`)
+  if (r.cpuMillis !== undefined) bits.push(`${(r.cpuMillis / 1000).toFixed(2)} cpu-s`)
+  if (r.placed !== undefined) bits.push(`only ${r.placed} placed`)
+  if (r.message) bits.push(r.message)
+  return bits.join(', ')
+}
+
+function need(v: Values, key: string): string {
+  const val = v[key]
+  if (typeof val !== 'string' || !val) throw new CliError(`missing --${key}`)
+  return val
+}
+
+function usage(): string {
+  return `meshlet — a consent-based container scheduler on the AT Protocol
+
+Usage: meshlet <command> [options]   (meshlet <command> --help for details)
+
+${Object.entries(commands)
+  .map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`)
+  .join('\n')}`
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage())
+    return 0
+  }
+  const cmd = commands[name]
+  if (!cmd) {
+    console.error(`meshlet: unknown command '${name}' (try meshlet --help)`)
+    return 2
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true })
+    if (values.help) {
+      console.log(`${cmd.summary}\n\nUsage: ${cmd.usage}`)
+      return 0
+    }
+    await cmd.run(values as Values, positionals)
+    return 0
+  } catch (err) {
+    console.error(`meshlet ${name}: ${oneLine(err)}`)
+    return 1
+  }
+}
+
+export function oneLine(err: unknown): string {
+  if (err instanceof SpecError || err instanceof CliError || err instanceof ConfigError) return err.message
+  if (err instanceof MeshletCallError) return `${err.error}: ${err.message}`
+  const e = err as { code?: string; message?: string }
+  if (e.code?.startsWith('ERR_PARSE_ARGS')) return e.message!.split('\n')[0]
+  return (e.message ?? String(err)).split('\n')[0]
+}
