@@ -114,12 +114,12 @@ describe('placement without a coordinator (5 meshlets, real PDS + firehose)', ()
     // the outsider never bid
     const bidders = new Set([...daemons.get('alice')!.ctx.state.bids.values()].map((b) => b.did))
     expect(bidders.has(outsider.meshlet.did)).toBe(false)
-    // the write budget: at most a bid and a status commit per placed replica (a certain
-    // winner batches both into one), plus each member's capacity heartbeat — not a bid
-    // from every member for every workload
+    // the write budget: one commit per placed replica (bid and `scheduled` status batched),
+    // each member's capacity heartbeat, and a little room for bidders that yield — not a
+    // bid from every member for every workload
     const commits = members.reduce((n, m) => n + daemons.get(m.name)!.ctx.writer.commits, 0)
     const replicas = specs.reduce((n, s) => n + Math.min(s.replicas, s.name === 'huge' ? 0 : 5), 0)
-    expect(commits).toBeLessThanOrEqual(2 * replicas + members.length)
+    expect(commits).toBeLessThanOrEqual(replicas + members.length + Math.ceil(replicas / 4))
     expect(commits).toBeLessThan(specs.length * members.length)
   })
 

@@ -218,12 +218,12 @@ export class PlacementEngine {
         createdAt: nowIso(),
       },
     })
-    // Certain to win: everyone ranked above has answered and there is room left for us.
-    const before = p.candidates.slice(0, p.candidates.findIndex((c) => c.did === this.o.did))
-    const allAbove = before.every((c) => p.answers.some((a) => a.did === c.did))
-    const taken = p.selected.reduce((n, s) => n + s.replicas, 0)
-    if (!declineReason && allAbove && taken < p.wanted) {
-      const n = Math.min(slots, p.wanted - taken)
+    // Invitees are the likely winners, so the `scheduled` status rides in the bid's commit:
+    // one write per replica in the common case. A bidder that ends up not selected writes
+    // `yielded` later, which is rarer than paying a second commit every time.
+    if (!declineReason) {
+      const taken = p.selected.reduce((n, s) => n + s.replicas, 0)
+      const n = Math.max(1, Math.min(slots, p.wanted - taken))
       for (let i = 0; i < n; i++) this.enqueue(this.statusWrite(workload, p, i, 'scheduled'))
     }
   }
