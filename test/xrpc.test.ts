@@ -85,6 +85,9 @@ describe('farm.meshlet XRPC with service auth', () => {
   it('getWorkloadStatus and getWorkloadLogs: workload owner and meshlet owner yes, a member no', async () => {
     const st = await client(bob).call(alice.meshlet.did, 'farm.meshlet.getWorkloadStatus', { uri: bobsWorkload })
     expect(st.replicas[0]).toMatchObject({ workload: bobsWorkload, replica: 0, state: 'scheduled', owner: bob.owner.did })
+    // the placement's cost on this meshlet: its bid and status, batched
+    expect(st.replicas[0].writes).toBeGreaterThanOrEqual(1)
+    expect(st.replicas[0].writes).toBeLessThanOrEqual(2)
     expect((await client(alice).call(alice.meshlet.did, 'farm.meshlet.getWorkloadStatus', { uri: bobsWorkload })).uri).toBe(bobsWorkload)
     const logs = await client(bob).call(alice.meshlet.did, 'farm.meshlet.getWorkloadLogs', { uri: bobsWorkload })
     expect(logs).toMatchObject({ uri: bobsWorkload, replica: 0, cursor: '0' })

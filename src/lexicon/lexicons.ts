@@ -814,6 +814,12 @@ export const schemaDict = {
             type: 'string',
             format: 'datetime',
           },
+          writes: {
+            type: 'integer',
+            minimum: 0,
+            description:
+              "Repo writes (bids and statuses) this meshlet has made for this workload since it started: the placement's cost here.",
+          },
         },
       },
     },

@@ -46,6 +46,7 @@ export async function startXrpc(meshlet: Meshlet, idResolver: IdResolver, port: 
       message: r.message,
       startedAt: r.startedAt,
       finishedAt: r.finishedAt,
+      writes: ctx.engine.writesPerWorkload.get(r.workload.uri) ?? 0,
     }
   }
   const requireReplicas = (uri: string) => {

@@ -37,6 +37,8 @@ export interface ReplicaView {
   message?: string
   startedAt?: string
   finishedAt?: string
+  /** Repo writes (bids and statuses) this meshlet has made for this workload since it started: the placement's cost here. */
+  writes?: number
 }
 
 const hashReplicaView = 'replicaView'
