@@ -3,11 +3,13 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import os from 'node:os'
 import path from 'node:path'
-import { CliError, OwnerSession, parseWorkloadUri, type OwnerLogin } from './owner.js'
-import { loadSpec, SpecError } from './spec.js'
+import { CliError } from './errors.js'
+import type { OwnerLogin, OwnerSession as Session } from './owner.js'
 import { ConfigError } from '../daemon/config.js'
-import { MeshletCallError } from '../xrpc/client.js'
 import { waitFor } from '../util/time.js'
+
+// The atproto stack loads only for commands that need it: --help stays quick.
+const session = async (login: OwnerLogin): Promise<Session> => (await import('./owner.js')).OwnerSession.login(login)
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | string[] | undefined>
@@ -141,8 +143,8 @@ const commands: Record<string, Command> = {
     options: { ...OWNER_OPTS, wait: { type: 'boolean' } },
     async run(v, [file]) {
       if (!file) throw new CliError('usage: meshlet submit SPEC.json|SPEC.yaml')
-      const spec = loadSpec(file) // a bad spec fails here, before anything is written
-      const owner = await OwnerSession.login(ownerLogin(v))
+      const spec = (await import('./spec.js')).loadSpec(file) // a bad spec fails here, before anything is written
+      const owner = await session(ownerLogin(v))
       const res = await owner.submit(spec)
       if (!v.wait) return print(v, res, () => res.uri)
       const done = await waitForFinish(owner, res.uri, spec.record.replicas as number)
@@ -154,7 +156,7 @@ const commands: Record<string, Command> = {
     usage: `meshlet status [URI]\n${OWNER_HELP}`,
     options: OWNER_OPTS,
     async run(v, [uri]) {
-      const owner = await OwnerSession.login(ownerLogin(v))
+      const owner = await session(ownerLogin(v))
       if (uri) {
         const replicas = await owner.statuses(uri)
         return print(v, { uri, replicas }, () => (replicas.length ? replicas.map(fmtStatus).join('\n') : `${uri}: not placed yet`))
@@ -170,8 +172,8 @@ const commands: Record<string, Command> = {
     options: { ...OWNER_OPTS, replica: { type: 'string' }, meshlet: { type: 'string' } },
     async run(v, [uri]) {
       if (!uri) throw new CliError('usage: meshlet logs URI')
-      parseWorkloadUri(uri)
-      const owner = await OwnerSession.login(ownerLogin(v))
+      ;(await import('./owner.js')).parseWorkloadUri(uri)
+      const owner = await session(ownerLogin(v))
       const replicas = await owner.statuses(uri)
       const replica = v.replica === undefined ? 0 : Number(v.replica)
       const target = replicas.find((r) => r.replica === replica && (!v.meshlet || r.meshlet === v.meshlet))
@@ -193,7 +195,7 @@ const commands: Record<string, Command> = {
     options: OWNER_OPTS,
     async run(v, [uri]) {
       if (!uri) throw new CliError('usage: meshlet delete URI')
-      const owner = await OwnerSession.login(ownerLogin(v))
+      const owner = await session(ownerLogin(v))
       await owner.delete(uri)
       print(v, { uri, deleted: true }, () => `deleted ${uri}; meshlets running it stop it`)
     },
@@ -203,7 +205,7 @@ const commands: Record<string, Command> = {
     usage: `meshlet cluster\n${OWNER_HELP}`,
     options: OWNER_OPTS,
     async run(v) {
-      const owner = await OwnerSession.login(ownerLogin(v))
+      const owner = await session(ownerLogin(v))
       const views = await owner.cluster()
       print(v, views, () =>
         views
@@ -221,7 +223,7 @@ const commands: Record<string, Command> = {
     usage: `meshlet capacity [DID]\n${OWNER_HELP}`,
     options: OWNER_OPTS,
     async run(v, [did]) {
-      const owner = await OwnerSession.login(ownerLogin(v))
+      const owner = await session(ownerLogin(v))
       const targets = did ? [did] : (await owner.view()).meshlets
       if (targets.length === 0) throw new CliError('you have no verified meshlet; pass a meshlet DID')
       const caps = await Promise.all(targets.map((t) => owner.client.call(t, 'farm.meshlet.getCapacity')))
@@ -234,7 +236,7 @@ const commands: Record<string, Command> = {
   },
 }
 
-async function waitForFinish(owner: OwnerSession, uri: string, replicas: number) {
+async function waitForFinish(owner: Session, uri: string, replicas: number) {
   return waitFor(
     async () => {
       const st = await owner.statuses(uri)
@@ -296,8 +298,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 export function oneLine(err: unknown): string {
-  if (err instanceof SpecError || err instanceof CliError || err instanceof ConfigError) return err.message
-  if (err instanceof MeshletCallError) return `${err.error}: ${err.message}`
+  if (err instanceof CliError || err instanceof ConfigError || (err as Error)?.name === 'SpecError') return (err as Error).message
+  const call = err as { name?: string; error?: string; message?: string }
+  if (call?.name === 'MeshletCallError') return `${call.error}: ${call.message}`
   const e = err as { code?: string; message?: string }
   if (e.code?.startsWith('ERR_PARSE_ARGS')) return e.message!.split('\n')[0]
   return (e.message ?? String(err)).split('\n')[0]

@@ -15,8 +15,9 @@ import { silentLogger } from '../util/logger.js'
 import { seal } from '../util/x25519.js'
 import { MeshletClient } from '../xrpc/client.js'
 import type { ParsedSpec } from './spec.js'
+import { CliError } from './errors.js'
 
-export class CliError extends Error {}
+export { CliError }
 
 export interface OwnerLogin {
   pds: string

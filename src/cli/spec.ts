@@ -6,7 +6,9 @@ import YAML from 'yaml'
 import { COLLECTIONS, validateRecord, type WorkloadRecord } from '../records/index.js'
 import { nowIso } from '../util/time.js'
 
-export class SpecError extends Error {}
+export class SpecError extends Error {
+  override name = 'SpecError'
+}
 
 const TOP = new Set(['name', 'image', 'command', 'env', 'secrets', 'resources', 'replicas', 'constraints', 'driver', 'allowPacking', 'bidWindowMs', 'timeoutSeconds', 'tier'])
 const RESOURCES = new Set(['cpu', 'cpuMillis', 'memory', 'memoryMiB', 'storage', 'storageMiB', 'gpus'])

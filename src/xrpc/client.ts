@@ -13,6 +13,7 @@ import type * as Health from '../lexicon/types/farm/meshlet/health.js'
 import type * as Pair from '../lexicon/types/farm/meshlet/pair.js'
 
 export class MeshletCallError extends Error {
+  override name = 'MeshletCallError'
   constructor(
     readonly status: number,
     readonly error: string,
