@@ -176,7 +176,11 @@ const commands: Record<string, Command> = {
       const owner = await session(ownerLogin(v))
       const replicas = await owner.statuses(uri)
       const replica = v.replica === undefined ? 0 : Number(v.replica)
-      const target = replicas.find((r) => r.replica === replica && (!v.meshlet || r.meshlet === v.meshlet))
+      // the meshlet that ran it, not one that bid and yielded
+      const ran = ['running', 'paused', 'succeeded', 'failed', 'stopped', 'scheduled']
+      const target = replicas
+        .filter((r) => r.replica === replica && (!v.meshlet || r.meshlet === v.meshlet) && ran.includes(r.state))
+        .sort((a, b) => ran.indexOf(a.state) - ran.indexOf(b.state))[0]
       if (!target) throw new CliError(`no meshlet reports replica ${replica} of ${uri}`)
       let out = ''
       let cursor: string | undefined
