@@ -69,7 +69,7 @@ export class Meshlet {
     const reader = new RepoReader(idResolver)
     const encryptionKey = X25519.loadOrCreate(db)
     // Loaded only when used: a scheduling-only meshlet needs no Docker client.
-    const driver = cfg.driver === 'none' ? undefined : await (await import('../executor/index.js')).createDriver(cfg.driver, { logger, dataDir: cfg.dataDir })
+    const driver = cfg.driver === 'none' ? undefined : await (await import('../executor/index.js')).createDriver(cfg.driver, { meshletDid: did, logger, dataDir: cfg.dataDir })
     const host = await detectHost(cfg.dataDir)
     const total = atLeastOne(allocatable(cfg.resources ?? host.resources, cfg.reserve, []))
 

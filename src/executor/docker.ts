@@ -14,6 +14,12 @@ export const LABEL_MESHLET = 'farm.meshlet.meshlet'
 const NOBODY = '65534:65534'
 
 export interface DockerDriverOptions {
+  /**
+   * The meshlet this driver works for. Several meshlets can share one engine (overlapping
+   * clusters on one host, or `meshlet dev`): lookups by label are scoped to this DID so a
+   * meshlet never touches another's containers.
+   */
+  meshletDid?: string
   docker?: Docker
   logger?: Logger
   logBytes?: number
@@ -268,7 +274,9 @@ export class DockerDriver implements Driver {
   }
 
   private async find(workloadUri: string, replica: number): Promise<Docker.Container | undefined> {
-    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_WORKLOAD}=${workloadUri}`, `${LABEL_REPLICA}=${replica}`] } })
+    const label = [`${LABEL_WORKLOAD}=${workloadUri}`, `${LABEL_REPLICA}=${replica}`]
+    if (this.o.meshletDid) label.push(`${LABEL_MESHLET}=${this.o.meshletDid}`)
+    const list = await this.docker.listContainers({ all: true, filters: { label } })
     return list[0] ? this.docker.getContainer(list[0].Id) : undefined
   }
 

@@ -6,8 +6,8 @@ import type { Driver } from './types.js'
 
 export type { Driver, ReplicaInfo, ReplicaSpec } from './types.js'
 
-export async function createDriver(name: 'docker' | 'process', opts: { logger?: Logger; dataDir?: string } = {}): Promise<Driver> {
-  return name === 'docker' ? new DockerDriver({ logger: opts.logger }) : new ProcessDriver(opts)
+export async function createDriver(name: 'docker' | 'process', opts: { meshletDid?: string; logger?: Logger; dataDir?: string } = {}): Promise<Driver> {
+  return name === 'docker' ? new DockerDriver({ meshletDid: opts.meshletDid, logger: opts.logger }) : new ProcessDriver(opts)
 }
 
 /** True when a Docker engine answers within a short time. */

@@ -101,6 +101,20 @@ describe('docker driver (real engine)', () => {
     await driver.stop(s.workloadUri, 0)
   })
 
+  it('never touches another meshlet’s container on a shared engine', async () => {
+    const mine = new DockerDriver({ meshletDid: MESHLET })
+    const other = new DockerDriver({ meshletDid: `${MESHLET}x` })
+    const s = spec({ command: ['sleep', '30'] })
+    const info = await mine.start(s)
+    // the other meshlet yields the same workload replica it never started
+    expect(await other.stop(s.workloadUri, 0)).toBeUndefined()
+    expect(await other.inspect(s.workloadUri, 0)).toBeUndefined()
+    expect((await docker.getContainer(info.id).inspect()).State.Running).toBe(true)
+    await mine.stop(s.workloadUri, 0)
+    await other.close()
+    await mine.close()
+  })
+
   it('reports a missing image as failed with a clear reason, without hanging', async () => {
     const info = await driver.start(spec({ image: 'meshlet-test/does-not-exist:1' }))
     expect(info.state).toBe('failed')
