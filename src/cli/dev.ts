@@ -101,7 +101,7 @@ export async function runDev(o: { dataDir?: string; driver?: 'docker' | 'process
   const selected = await waitFor(
     () => {
       const p = place(meshlets[0].ctx.state, uri, Date.now())
-      return p?.closed ? p.selected[0] : undefined
+      return p?.phase === 'placed' ? p.selected[0] : undefined
     },
     { timeoutMs: 30_000, what: 'placement' },
   )

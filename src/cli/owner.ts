@@ -95,6 +95,8 @@ export class OwnerSession {
         names.map((name) => ({ name, meshlet: c.did, ciphertext: seal(c.record.encryptionKey!, spec.secrets[name]) })),
       )
     }
+    // stamped immediately before the write: the moment the record exists is what rounds and fair share read
+    record.createdAt = new Date().toISOString()
     const res = await this.writer.create(COLLECTIONS.workload, record)
     return { uri: res.uri, cid: res.cid ?? '' }
   }

@@ -28,8 +28,8 @@ export interface MeshletConfig {
   heartbeatSeconds?: number
   /** How often running containers are reconciled with the replicas won (default 60). */
   reconcileSeconds?: number
-  bidWindowMs?: number
-  graceMs?: number
+  /** Clock difference tolerated between this meshlet and owners or other meshlets (default 5000 ms; docs/protocol.md). */
+  skewMs?: number
   logLevel?: string
 }
 

@@ -1,26 +1,27 @@
-// The placement engine: the shell around the pure core. It watches the public state,
-// answers when invited (bid or decline), runs what the agreed placement gives this
-// meshlet, yields what it no longer gives, and records each replica's status.
-//
-// Writes due at the same moment go out in one applyWrites commit; a bid that is
-// certain to win carries its `scheduled` status in the same commit.
+// The placement engine: a loop around the pure core. For each workload whose records
+// changed (or whose next deadline came), it computes the agreed placement, asks
+// decide() what this meshlet should do, and applies the answer: bids and statuses go to
+// the persistent outbox (believed at once), starts go to a bounded pool so a slow image
+// pull never stalls placement, stops go to the driver.
 import type { Logger } from 'pino'
 import type { Driver, ReplicaInfo, ReplicaSpec } from '../executor/types.js'
-import { COLLECTIONS, type Resources, type WorkloadRecord, type WorkloadStatusRecord } from '../records/index.js'
-import type { RepoWriter, Write } from '../repo/writer.js'
+import { replicaKey } from '../executor/types.js'
+import { COLLECTIONS, type Collection, type RecordTypes, type Resources, type WorkloadRecord, type WorkloadStatusRecord } from '../records/index.js'
+import { Outbox, type OutboxEntry } from '../repo/outbox.js'
+import { decide, type Decision, type LocalReplica } from '../scheduler/decide.js'
 import { statusRecordKey } from '../scheduler/hash.js'
 import { place, type Placement, type PlacementOptions } from '../scheduler/placement.js'
+import { isEnded, type StatusState } from '../scheduler/replica.js'
 import type { PublicState, Stored } from '../scheduler/state.js'
 import type { RecordChange } from '../sync/ingest.js'
-import { nowIso } from '../util/time.js'
+import { BoundedPool } from '../util/pool.js'
 
-export type StatusState = 'scheduled' | 'running' | 'succeeded' | 'failed' | 'stopped' | 'yielded' | 'paused'
-const FINISHED: ReadonlySet<string> = new Set(['succeeded', 'failed', 'stopped', 'yielded'])
+export type { StatusState }
 
 export interface EngineOptions {
   did: string
   state: PublicState
-  writer: RepoWriter
+  outbox: Outbox
   logger: Logger
   /** Without a driver, placements are recorded as `scheduled` only. */
   driver?: Driver
@@ -31,6 +32,8 @@ export interface EngineOptions {
   isDraining: () => boolean
   /** Opens a secret sealed to this meshlet's key. */
   openSecret?: (ciphertext: string) => string
+  /** Container starts (image pulls included) under way at once. */
+  startConcurrency?: number
   now?: () => number
 }
 
@@ -38,19 +41,26 @@ export class PlacementEngine {
   private dirty = new Set<string>()
   private running = false
   private timers = new Map<string, NodeJS.Timeout>()
-  private pending: Write[] = []
   private closed = false
+  /** Replicas with a container here, by replicaKey: started, being started, or adopted. */
+  private processes = new Map<string, { uri: string; replica: number; state: 'running' | 'starting' }>()
+  private readonly starts: BoundedPool
   /** Writes this meshlet made per workload: the write budget, measured. */
   readonly writesPerWorkload = new Map<string, number>()
   readonly listeners = new Set<(p: Placement) => void>()
   private exitUnsub?: () => void
 
   constructor(private readonly o: EngineOptions) {
+    this.starts = new BoundedPool(o.startConcurrency ?? 4)
     this.exitUnsub = o.driver?.onExit((info) => this.onReplicaExit(info))
   }
 
   private now(): number {
     return this.o.now?.() ?? Date.now()
+  }
+
+  private iso(): string {
+    return new Date(this.now()).toISOString()
   }
 
   /** Feed every state change here. */
@@ -59,14 +69,13 @@ export class PlacementEngine {
       case COLLECTIONS.workload:
         this.markDirty(change.uri)
         break
-      case COLLECTIONS.bid: {
-        const bid = this.o.state.bids.get(change.uri)
-        if (bid) this.markDirty(bid.record.workload.uri)
+      case COLLECTIONS.bid:
+      case COLLECTIONS.workloadStatus: {
+        const target = (change.collection === COLLECTIONS.bid ? this.o.state.bids : this.o.state.statuses).get(change.uri)?.record.workload.uri
+        if (target) this.markDirty(target)
         else this.markAllDirty()
         break
       }
-      case COLLECTIONS.workloadStatus:
-        break
       default:
         // membership, capacity or grants changed: any candidate set may have changed
         this.markAllDirty()
@@ -76,6 +85,7 @@ export class PlacementEngine {
   markAllDirty(): void {
     for (const uri of this.o.state.workloads.keys()) this.dirty.add(uri)
     for (const s of this.ownStatuses()) this.dirty.add(s.record.workload.uri)
+    for (const p of this.processes.values()) this.dirty.add(p.uri)
     this.kick()
   }
 
@@ -91,10 +101,9 @@ export class PlacementEngine {
     setImmediate(() => void this.drain())
   }
 
-  /** Processes dirty workloads until none are left; one applyWrites per pass. */
   private async drain(): Promise<void> {
     try {
-      while ((this.dirty.size > 0 || this.pending.length > 0) && !this.closed) {
+      while (this.dirty.size > 0 && !this.closed) {
         const batch = [...this.dirty].sort()
         this.dirty.clear()
         for (const uri of batch) {
@@ -104,43 +113,11 @@ export class PlacementEngine {
             this.o.logger.error({ uri, err: (err as Error).message }, 'placement step failed')
           }
         }
-        await this.flush()
       }
     } finally {
       this.running = false
       if (this.dirty.size > 0 && !this.closed) this.kick()
     }
-  }
-
-  private async flush(): Promise<void> {
-    if (this.pending.length === 0) return
-    const writes = this.pending
-    this.pending = []
-    try {
-      const results = await this.o.writer.applyWrites(writes)
-      // Believe our own writes at once rather than waiting for their firehose echo.
-      writes.forEach((w, i) => {
-        if (w.op === 'delete') return
-        const rkey = results[i].uri.split('/').pop()!
-        this.o.state.put(w.collection, { uri: results[i].uri, cid: results[i].cid ?? '', did: this.o.did, rkey, record: w.record as never })
-        const target = (w.record as { workload?: { uri: string } }).workload?.uri
-        if (!target) return
-        this.writesPerWorkload.set(target, (this.writesPerWorkload.get(target) ?? 0) + 1)
-        // our answer is in: look again (start, or wait for the others)
-        if (w.collection === COLLECTIONS.bid) this.dirty.add(target)
-      })
-    } catch (err) {
-      this.o.logger.error({ err: (err as Error).message, n: writes.length }, 'write failed; will retry on next change')
-      for (const w of writes) {
-        const target = (w as { record?: { workload?: { uri: string } } }).record?.workload?.uri
-        if (target) this.dirty.add(target)
-      }
-    }
-  }
-
-  private ownStatuses(uri?: string): Stored<WorkloadStatusRecord>[] {
-    const all = uri ? this.o.state.statusesFor(uri) : [...this.o.state.statuses.values()]
-    return all.filter((s) => s.did === this.o.did)
   }
 
   private schedule(uri: string, at: number | null): void {
@@ -151,81 +128,180 @@ export class PlacementEngine {
     const t = setTimeout(() => {
       this.timers.delete(uri)
       this.markDirty(uri)
-    }, Math.max(0, at - this.now()) + 5)
+    }, Math.min(2 ** 31 - 1, Math.max(0, at - this.now()) + 5))
     t.unref()
     this.timers.set(uri, t)
   }
 
+  /** The placement as this meshlet sees it now. */
+  placement(uri: string): Placement | undefined {
+    return place(this.o.state, uri, this.now(), this.o.placement)
+  }
+
   async evaluate(uri: string): Promise<void> {
+    const p = this.placement(uri)
+    this.schedule(uri, p?.nextDeadline ?? null)
+    if (p) for (const l of this.listeners) l(p)
     const workload = this.o.state.workloads.get(uri)
-    if (!workload) {
-      this.schedule(uri, null)
-      await this.retire(uri, undefined, 'stopped', 'workload record deleted by its owner')
+    const d = decide(p, { did: this.o.did, room: workload ? this.roomFor(workload.record) : 0, refuse: workload ? this.refusal(workload.record) : undefined, replicas: this.localReplicas(uri) })
+    await this.apply(uri, workload, p, d)
+  }
+
+  private refusal(w: WorkloadRecord): string | undefined {
+    if (this.o.isDraining()) return 'draining'
+    if (!this.o.drivers.includes(w.driver ?? 'docker')) return 'driver unavailable'
+    return undefined
+  }
+
+  /** What this meshlet knows of its own replicas of a workload: statuses and processes. */
+  private localReplicas(uri: string): LocalReplica[] {
+    const out = new Map<number, LocalReplica>()
+    for (const s of this.ownStatuses(uri)) out.set(s.record.replica, { replica: s.record.replica, status: s.record, process: 'none' })
+    for (const p of this.processes.values()) {
+      if (p.uri !== uri) continue
+      const r = out.get(p.replica) ?? { replica: p.replica, process: 'none' }
+      out.set(p.replica, { ...r, process: p.state })
+    }
+    return [...out.values()].sort((a, b) => a.replica - b.replica)
+  }
+
+  private async apply(uri: string, workload: Stored<WorkloadRecord> | undefined, p: Placement | undefined, d: Decision): Promise<void> {
+    if (d.answer && workload && p) {
+      const a = d.answer
+      const bid: RecordTypes['commune.scheduler.bid'] = {
+        $type: COLLECTIONS.bid,
+        workload: { uri: workload.uri, cid: workload.cid },
+        round: a.round,
+        score: a.score,
+        ...(a.slots > 1 ? { slots: a.slots } : {}),
+        ...(a.accept ? {} : { decline: true, reason: a.reason }),
+        createdAt: this.iso(),
+      }
+      // An offer's `scheduled` status rides in the bid's commit: one write per replica in the common case.
+      this.write([
+        { collection: COLLECTIONS.bid, rkey: Outbox.newKey(), record: bid },
+        ...a.scheduled.map((i) => this.statusWrite({ uri: workload.uri, cid: workload.cid }, i, 'scheduled', { round: a.round })),
+      ])
+      this.o.logger.debug({ uri, round: a.round, accept: a.accept, reason: a.reason }, 'answered')
+    }
+    for (const s of d.stop) {
+      const key = replicaKey(uri, s.replica)
+      if (this.processes.get(key)?.state === 'starting') continue // stopped once its start is over
+      const info = await this.o.driver?.stop(uri, s.replica).catch(() => undefined)
+      this.processes.delete(key)
+      const prev = this.statusOf(uri, s.replica)
+      if (!prev || isEnded(prev)) continue
+      this.write([
+        this.statusWrite(prev.workload, s.replica, s.state, {
+          message: s.message,
+          finishedAt: this.iso(),
+          ...(info?.cpuMillis !== undefined ? { cpuMillis: Math.max(0, Math.round(info.cpuMillis)) } : {}),
+          ...(info?.memoryPeakBytes !== undefined ? { memoryPeakBytes: Math.max(0, Math.round(info.memoryPeakBytes)) } : {}),
+        }),
+      ])
+      this.o.logger.info({ uri, replica: s.replica, state: s.state, why: s.message }, 'replica stopped')
+    }
+    if (!workload || !p) return
+    for (const i of d.start) this.startReplica(workload, p, i)
+  }
+
+  private startReplica(workload: Stored<WorkloadRecord>, p: Placement, replica: number): void {
+    const ref = { uri: workload.uri, cid: workload.cid }
+    const round = p.selected.find((s) => s.meshlet === this.o.did)?.round ?? p.round
+    if (!this.o.driver) {
+      if (this.statusOf(workload.uri, replica)?.state !== 'scheduled') this.write([this.statusWrite(ref, replica, 'scheduled', { round })])
       return
     }
-    const p = place(this.o.state, uri, this.now(), this.o.placement)
-    if (!p) return
-    this.schedule(uri, p.nextDeadline)
-    for (const l of this.listeners) l(p)
+    const key = replicaKey(workload.uri, replica)
+    this.processes.set(key, { uri: workload.uri, replica, state: 'starting' })
+    const spec = this.specFor(workload, replica)
+    void this.starts.run(async () => {
+      const info = await this.o.driver!.start(spec).catch((err: Error): ReplicaInfo => ({ ...spec, id: '', state: 'failed', message: err.message }))
+      if (this.closed) return
+      if (info.state === 'failed') {
+        this.processes.delete(key)
+        // could not run (no exit code): the placement moves the replica elsewhere at once
+        this.write([this.statusWrite(ref, replica, 'failed', { round, message: (info.message ?? 'could not start').slice(0, 1000), finishedAt: this.iso() })])
+      } else if (info.state === 'exited') {
+        this.processes.delete(key)
+        this.write([this.finishedWrite(ref, info)])
+        void this.o.driver?.release(workload.uri, replica).catch(() => undefined)
+      } else {
+        this.processes.set(key, { uri: workload.uri, replica, state: 'running' })
+        this.write([this.statusWrite(ref, replica, 'running', { round, startedAt: info.startedAt ?? this.iso() })])
+        this.o.logger.info({ uri: workload.uri, replica }, 'replica running')
+      }
+      this.markDirty(workload.uri)
+    })
+  }
 
-    const me = p.candidates.find((c) => c.did === this.o.did)
-    const answered = this.o.state.bidsFor(uri).some((b) => b.did === this.o.did && b.record.round === p.round && b.record.workload.cid === p.workload.cid)
-    if (me && !answered && p.invited.includes(this.o.did) && !this.pendingBid(uri)) {
-      this.answer(workload, p, me.score, me.slots)
-      return // the rest happens when our bid is in the state
-    }
+  /** Queues writes in the outbox and believes them at once. */
+  private write(writes: { collection: Collection; rkey: string; record: RecordTypes[Collection] }[]): void {
+    if (writes.length === 0) return
+    this.o.outbox.enqueue(writes)
+    for (const w of writes) this.believe(w.collection, w.rkey, w.record, '')
+  }
 
-    const mine = p.selected.find((s) => s.meshlet === this.o.did)
-    const sure = p.closed || p.confirmed.includes(this.o.did)
-    if (mine && sure) await this.runReplicas(workload, p, mine.replicas)
-    else if (p.closed) await this.retire(uri, p, 'yielded', 'another meshlet was selected')
+  /** Our own records, as written or queued: the placement must see them before their firehose echo. */
+  believe(collection: Collection, rkey: string, record: RecordTypes[Collection], cid: string): void {
+    const uri = `at://${this.o.did}/${collection}/${rkey}`
+    const known = collection === COLLECTIONS.workloadStatus ? this.o.state.statuses.get(uri) : collection === COLLECTIONS.bid ? this.o.state.bids.get(uri) : undefined
+    // an echo must not overwrite a newer queued version with an older one
+    if (known && !cid && JSON.stringify(known.record) === JSON.stringify(record)) return
+    this.o.state.put(collection, { uri, cid: cid || `pending:${JSON.stringify(record).length}:${this.now()}`, did: this.o.did, rkey, record: record as never })
   }
 
   /**
-   * Queues a status write. A later write for the same replica replaces an earlier one in
-   * the same batch, except that a finished state is never overwritten by an unfinished
-   * one (a fast replica can exit before its 'running' is written).
+   * Whether a firehose copy of one of our own statuses is older than the version we
+   * believe (written or queued since): applying it would undo a newer state.
    */
-  private enqueue(w: Write): void {
-    if (w.op !== 'put') return void this.pending.push(w)
-    const i = this.pending.findIndex((p) => p.op === 'put' && p.collection === w.collection && p.rkey === w.rkey)
-    if (i < 0) return void this.pending.push(w)
-    const before = (this.pending[i] as { record: { state?: string } }).record.state ?? ''
-    const after = (w.record as { state?: string }).state ?? ''
-    if (FINISHED.has(before) && !FINISHED.has(after)) return
-    this.pending[i] = w
+  isStaleEcho(collection: Collection, stored: Stored<unknown>): boolean {
+    if (stored.did !== this.o.did || collection !== COLLECTIONS.workloadStatus) return false
+    const known = this.o.state.statuses.get(stored.uri)?.record
+    const incoming = stored.record as WorkloadStatusRecord
+    return !!known && Date.parse(known.updatedAt) > Date.parse(incoming.updatedAt)
   }
 
-  private pendingBid(uri: string): boolean {
-    return this.pending.some((w) => w.collection === COLLECTIONS.bid && w.op !== 'delete' && (w.record as { workload: { uri: string } }).workload.uri === uri)
-  }
-
-  private answer(workload: Stored<WorkloadRecord>, p: Placement, score: number, maxSlots_: number): void {
-    const room = this.roomFor(workload.record)
-    const declineReason =
-      this.o.isDraining() ? 'draining' : !this.o.drivers.includes(workload.record.driver ?? 'docker') ? 'driver unavailable' : room === 0 ? 'no room' : undefined
-    const slots = declineReason ? 0 : Math.min(room, maxSlots_)
-    this.pending.push({
-      op: 'create',
-      collection: COLLECTIONS.bid,
-      record: {
-        $type: COLLECTIONS.bid,
-        workload: { uri: workload.uri, cid: workload.cid },
-        round: p.round,
-        score,
-        ...(slots > 1 ? { slots } : {}),
-        ...(declineReason ? { decline: true, reason: declineReason } : {}),
-        createdAt: nowIso(),
-      },
-    })
-    // Invitees are the likely winners, so the `scheduled` status rides in the bid's commit:
-    // one write per replica in the common case. A bidder that ends up not selected writes
-    // `yielded` later, which is rarer than paying a second commit every time.
-    if (!declineReason) {
-      const taken = p.selected.reduce((n, s) => n + s.replicas, 0)
-      const n = Math.max(1, Math.min(slots, p.wanted - taken))
-      for (let i = 0; i < n; i++) this.enqueue(this.statusWrite(workload, p, i, 'scheduled'))
+  /** The PDS took a batch: count it against the write budget. */
+  written(entries: OutboxEntry[]): void {
+    for (const e of entries) {
+      const target = (e.record as { workload?: { uri: string } }).workload?.uri
+      if (target) this.writesPerWorkload.set(target, (this.writesPerWorkload.get(target) ?? 0) + 1)
     }
+  }
+
+  private ownStatuses(uri?: string): Stored<WorkloadStatusRecord>[] {
+    const all = uri ? this.o.state.statusesFor(uri) : [...this.o.state.statuses.values()]
+    return all.filter((s) => s.did === this.o.did)
+  }
+
+  private statusOf(uri: string, replica: number): WorkloadStatusRecord | undefined {
+    return this.o.state.statuses.get(`at://${this.o.did}/${COLLECTIONS.workloadStatus}/${statusRecordKey(uri, replica)}`)?.record
+  }
+
+  private statusWrite(
+    workload: { uri: string; cid: string },
+    replica: number,
+    state: StatusState,
+    extra: Partial<WorkloadStatusRecord> = {},
+  ): { collection: Collection; rkey: string; record: WorkloadStatusRecord } {
+    const prev = this.statusOf(workload.uri, replica)
+    const same = prev?.workload.cid === workload.cid
+    const record: WorkloadStatusRecord = {
+      // a new version of the workload starts a fresh record
+      ...(same ? prev : {}),
+      $type: COLLECTIONS.workloadStatus,
+      workload: { uri: workload.uri, cid: workload.cid },
+      replica,
+      round: extra.round ?? (same ? prev?.round : undefined) ?? 0,
+      state,
+      ...extra,
+      updatedAt: this.iso(),
+    }
+    if (state === 'scheduled' || state === 'running') {
+      for (const k of ['exitCode', 'finishedAt', 'message', 'cpuMillis', 'memoryPeakBytes', 'placed'] as const) if (!(k in extra)) delete record[k]
+    }
+    return { collection: COLLECTIONS.workloadStatus, rkey: statusRecordKey(workload.uri, replica), record }
   }
 
   /** How many replicas of this workload fit in the live allocatable now. */
@@ -235,71 +311,6 @@ export class PlacementEngine {
     let n = Math.min(Math.floor(a.cpuMillis / need.cpuMillis), Math.floor(a.memoryMiB / need.memoryMiB))
     if ((need.gpus ?? 0) > 0) n = Math.min(n, Math.floor((a.gpus ?? 0) / need.gpus!))
     return Math.max(0, Math.min(n, w.allowPacking ? w.replicas : 1))
-  }
-
-  private statusWrite(
-    workload: Stored<WorkloadRecord>,
-    p: Placement | undefined,
-    replica: number,
-    state: StatusState,
-    extra: Partial<WorkloadStatusRecord> = {},
-  ): Write {
-    const rkey = statusRecordKey(workload.uri, replica)
-    const prev = this.o.state.statuses.get(`at://${this.o.did}/${COLLECTIONS.workloadStatus}/${rkey}`)?.record
-    const record: WorkloadStatusRecord = {
-      ...(prev ?? {}),
-      $type: COLLECTIONS.workloadStatus,
-      workload: { uri: workload.uri, cid: workload.cid },
-      replica,
-      round: p?.round ?? prev?.round ?? 0,
-      state,
-      ...(p?.closed && p.placed < p.wanted ? { placed: p.placed } : {}),
-      ...extra,
-      updatedAt: nowIso(),
-    }
-    return { op: 'put', collection: COLLECTIONS.workloadStatus, rkey, record }
-  }
-
-  private statusOf(uri: string, replica: number): WorkloadStatusRecord | undefined {
-    return this.o.state.statuses.get(`at://${this.o.did}/${COLLECTIONS.workloadStatus}/${statusRecordKey(uri, replica)}`)?.record
-  }
-
-  private queued(uri: string, replica: number): Write | undefined {
-    const rkey = statusRecordKey(uri, replica)
-    return this.pending.find((w) => w.collection === COLLECTIONS.workloadStatus && w.op === 'put' && w.rkey === rkey)
-  }
-
-  private async runReplicas(workload: Stored<WorkloadRecord>, p: Placement, count: number): Promise<void> {
-    for (let i = 0; i < count; i++) {
-      const st = this.statusOf(workload.uri, i)
-      if (this.queued(workload.uri, i)) continue
-      // a partial placement says so in the status (a full one costs no extra write)
-      if (p.closed && p.placed < p.wanted && st && st.placed !== p.placed && !FINISHED.has(st.state)) {
-        this.enqueue(this.statusWrite(workload, p, i, st.state as StatusState))
-        continue
-      }
-      // started before, or finished: never twice. A yielded replica was stopped only because
-      // another meshlet was selected; selected again, it starts again.
-      if (st && st.workload.cid === workload.cid && st.state !== 'scheduled' && st.state !== 'yielded') continue
-      if (!this.o.driver) {
-        if (!st) this.enqueue(this.statusWrite(workload, p, i, 'scheduled'))
-        continue
-      }
-      const info = await this.o.driver.start(this.specFor(workload, i))
-      if (info.state === 'failed') {
-        this.enqueue(this.statusWrite(workload, p, i, 'failed', { message: info.message?.slice(0, 1000), finishedAt: nowIso(), exitCode: info.exitCode }))
-      } else if (info.state === 'exited') {
-        this.enqueue(this.finishedWrite(workload, info))
-      } else {
-        this.enqueue(this.statusWrite(workload, p, i, 'running', { startedAt: info.startedAt ?? nowIso() }))
-      }
-    }
-    // packing shrank: yield the extras
-    for (const s of this.ownStatuses(workload.uri)) {
-      if (s.record.replica >= count && !FINISHED.has(s.record.state)) {
-        await this.stopReplica(workload.uri, s.record.replica, 'yielded', 'no longer selected')
-      }
-    }
   }
 
   private specFor(workload: Stored<WorkloadRecord>, replica: number): ReplicaSpec {
@@ -333,114 +344,120 @@ export class PlacementEngine {
     return out
   }
 
-  /** Stops every unfinished local replica of a workload and records why. */
-  private async retire(uri: string, p: Placement | undefined, state: 'stopped' | 'yielded', message: string): Promise<void> {
-    for (const s of this.ownStatuses(uri)) {
-      if (FINISHED.has(s.record.state) || this.queued(uri, s.record.replica)) continue
-      await this.stopReplica(uri, s.record.replica, state, message, p)
-    }
-  }
-
-  private async stopReplica(uri: string, replica: number, state: 'stopped' | 'yielded', message: string, p?: Placement): Promise<void> {
-    const info = await this.o.driver?.stop(uri, replica)
-    const prev = this.statusOf(uri, replica)
-    if (!prev) return
-    const workload = { uri, cid: prev.workload.cid } as Stored<WorkloadRecord>
-    this.enqueue(
-      this.statusWrite(workload, p, replica, state, {
-        message,
-        finishedAt: nowIso(),
-        ...(info?.cpuMillis !== undefined ? { cpuMillis: info.cpuMillis } : {}),
-        ...(info?.memoryPeakBytes !== undefined ? { memoryPeakBytes: info.memoryPeakBytes } : {}),
-      }),
-    )
-    this.o.logger.info({ uri, replica, state }, 'replica stopped')
-  }
-
-  private finishedWrite(workload: Stored<WorkloadRecord> | { uri: string; cid: string }, info: ReplicaInfo): Write {
+  private finishedWrite(workload: { uri: string; cid: string }, info: ReplicaInfo) {
     const ok = info.state === 'exited' && info.exitCode === 0
-    return this.statusWrite(workload as Stored<WorkloadRecord>, undefined, info.replica, ok ? 'succeeded' : 'failed', {
+    return this.statusWrite(workload, info.replica, ok ? 'succeeded' : 'failed', {
       exitCode: clampExit(info.exitCode),
       cpuMillis: Math.max(0, Math.round(info.cpuMillis ?? 0)),
       memoryPeakBytes: Math.max(0, Math.round(info.memoryPeakBytes ?? 0)),
-      finishedAt: info.finishedAt ?? nowIso(),
+      finishedAt: info.finishedAt ?? this.iso(),
       ...(info.message ? { message: info.message.slice(0, 1000) } : {}),
     })
   }
 
-  /** Records a replica that finished by itself (also for exits found at reconciliation). */
-  recordExit(info: ReplicaInfo): void {
-    this.onReplicaExit(info)
-  }
-
   private onReplicaExit(info: ReplicaInfo): void {
     if (info.meshletDid !== this.o.did || this.closed) return
+    this.processes.delete(replicaKey(info.workloadUri, info.replica))
     const prev = this.statusOf(info.workloadUri, info.replica)
-    const queued = this.queued(info.workloadUri, info.replica)
-    if (!prev && !queued) return
-    if (prev && FINISHED.has(prev.state)) return
-    const cid = prev?.workload.cid ?? ((queued as { record: WorkloadStatusRecord }).record.workload.cid)
-    this.enqueue(this.finishedWrite({ uri: info.workloadUri, cid }, info))
+    if (!prev || isEnded(prev)) return
+    this.write([this.finishedWrite(prev.workload, info)])
     // the outcome is queued (so reconciliation will not restart it): free the container
     void this.o.driver?.release(info.workloadUri, info.replica).catch(() => undefined)
     this.o.logger.info({ uri: info.workloadUri, replica: info.replica, exitCode: info.exitCode }, 'replica finished')
-    if (!this.running) {
-      this.running = true
-      void this.flush().finally(() => {
-        this.running = false
-        if (this.dirty.size > 0) this.kick()
-      })
-    }
+    // room freed: queued workloads may now take an offer from us
+    this.markAllDirty()
   }
 
-  /** Replicas this meshlet should be running now (for reconciliation after a restart). */
-  desiredReplicas(): ReplicaSpec[] {
-    const out: ReplicaSpec[] = []
-    for (const s of this.ownStatuses()) {
-      const w = this.o.state.workloads.get(s.record.workload.uri)
-      if (!w || FINISHED.has(s.record.state) || s.record.state === 'scheduled' || this.queued(w.uri, s.record.replica)) continue
-      out.push(this.specFor(w, s.record.replica))
-    }
-    return out
+  /**
+   * Matches what runs here (containers carrying our label) with what the engine tracks:
+   * adopts containers of replicas this meshlet holds, records outcomes of those that
+   * finished while nobody watched, and forgets containers that vanished. Then every
+   * workload is evaluated, which stops what the placement does not give us and starts
+   * what it does.
+   */
+  async reconcile(): Promise<{ adopted: number; removed: number; vanished: number }> {
+    const driver = this.o.driver
+    if (!driver) return { adopted: 0, removed: 0, vanished: 0 }
+    return this.exclusive(async () => {
+      const found = await driver.listOwn(this.o.did)
+      const seen = new Set<string>()
+      let adopted = 0
+      let removed = 0
+      for (const f of found) {
+        const key = replicaKey(f.workloadUri, f.replica)
+        if (seen.has(key) || this.processes.get(key)?.state === 'starting') continue
+        seen.add(key)
+        if (this.processes.has(key)) continue
+        const workload = this.o.state.workloads.get(f.workloadUri)
+        const status = this.statusOf(f.workloadUri, f.replica)
+        if (!workload || !status || isEnded(status)) {
+          // nothing we know of holds it: an orphan
+          await driver.stop(f.workloadUri, f.replica).catch(() => undefined)
+          removed++
+          continue
+        }
+        const info = await driver.adopt(this.specFor(workload, f.replica), f)
+        adopted++
+        if (info.state === 'exited' || info.state === 'failed') {
+          this.onReplicaExit(info.state === 'failed' ? { ...info, state: 'exited', exitCode: info.exitCode ?? -1 } : info)
+        } else {
+          this.processes.set(key, { uri: f.workloadUri, replica: f.replica, state: 'running' })
+        }
+      }
+      let vanished = 0
+      for (const [key, p] of this.processes) {
+        if (p.state === 'running' && !seen.has(key)) {
+          this.processes.delete(key)
+          vanished++
+        }
+      }
+      this.markAllDirty()
+      return { adopted, removed, vanished }
+    })
   }
 
-  /** Resources held by replicas that have not finished. */
+  /** Replicas this meshlet runs or is starting now. */
+  runningReplicas(): { uri: string; replica: number; state: 'running' | 'starting' }[] {
+    return [...this.processes.values()]
+  }
+
+  /** Resources held by replicas that have not ended (offers included: an offer reserves its room). */
   held(): Resources {
     const r = { cpuMillis: 0, memoryMiB: 0, storageMiB: 0, gpus: 0 }
-    for (const s of this.ownStatuses()) {
-      if (FINISHED.has(s.record.state)) continue
-      const w = this.o.state.workloads.get(s.record.workload.uri)?.record
-      if (!w) continue
+    const counted = new Set<string>()
+    const add = (uri: string, replica: number) => {
+      const key = replicaKey(uri, replica)
+      const w = this.o.state.workloads.get(uri)?.record
+      if (!w || counted.has(key)) return
+      counted.add(key)
       r.cpuMillis += w.resources.cpuMillis
       r.memoryMiB += w.resources.memoryMiB
       r.storageMiB += w.resources.storageMiB ?? 0
       r.gpus += w.resources.gpus ?? 0
     }
+    for (const s of this.ownStatuses()) if (!isEnded(s.record)) add(s.record.workload.uri, s.record.replica)
+    for (const p of this.processes.values()) add(p.uri, p.replica)
     return r
   }
 
-  /** Stops a workload's replicas here on request (XRPC deleteWorkload). */
+  /** Stops a workload's replicas here on request (XRPC deleteWorkload): final, never re-placed. */
   async stopWorkload(uri: string, message: string): Promise<void> {
-    await this.retire(uri, undefined, 'stopped', message)
-    await this.flush()
+    await this.exclusive(() => this.apply(uri, undefined, undefined, { start: [], stop: this.localReplicas(uri).map((r) => ({ replica: r.replica, state: 'stopped', message })) }))
+    await this.o.outbox.flush()
   }
 
   /** Records a pause or resume of local replicas. */
   async setPaused(uri: string, paused: boolean): Promise<void> {
     for (const s of this.ownStatuses(uri)) {
-      if (FINISHED.has(s.record.state)) continue
+      if (isEnded(s.record) || s.record.state === 'scheduled') continue
       if (paused) await this.o.driver?.pause?.(uri, s.record.replica)
       else await this.o.driver?.resume?.(uri, s.record.replica)
-      const w = { uri, cid: s.record.workload.cid } as Stored<WorkloadRecord>
-      this.enqueue(this.statusWrite(w, undefined, s.record.replica, paused ? 'paused' : 'running'))
+      this.write([this.statusWrite(s.record.workload, s.record.replica, paused ? 'paused' : 'running')])
     }
-    await this.flush()
+    await this.o.outbox.flush()
   }
 
-  /**
-   * Runs fn while no placement step runs (e.g. reconciliation, which must not see a
-   * container the engine is starting as an orphan).
-   */
+  /** Runs fn while no placement step runs. */
   async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     while (this.running) await new Promise((r) => setTimeout(r, 10))
     this.running = true
@@ -448,12 +465,17 @@ export class PlacementEngine {
       return await fn()
     } finally {
       this.running = false
-      if (this.dirty.size > 0 || this.pending.length > 0) this.kick()
+      if (this.dirty.size > 0) this.kick()
     }
   }
 
+  /** Resolves when no placement step runs, no start is under way and nothing waits to be written. */
   async idle(): Promise<void> {
-    while (this.running || this.dirty.size > 0) await new Promise((r) => setTimeout(r, 10))
+    for (;;) {
+      while (this.running || this.dirty.size > 0 || this.starts.busy) await new Promise((r) => setTimeout(r, 10))
+      await this.o.outbox.drained()
+      if (!this.running && this.dirty.size === 0 && !this.starts.busy) return
+    }
   }
 
   async close(): Promise<void> {
@@ -462,7 +484,7 @@ export class PlacementEngine {
     this.timers.clear()
     this.exitUnsub?.()
     while (this.running) await new Promise((r) => setTimeout(r, 10))
-    await this.flush()
+    await this.starts.idle()
   }
 }
 
@@ -470,4 +492,3 @@ function clampExit(code: number | undefined): number {
   if (code === undefined || !Number.isFinite(code)) return -1
   return Math.max(-1, Math.min(255, Math.trunc(code)))
 }
-

@@ -16,6 +16,7 @@ import { createLogger, type Logger } from '../util/logger.js'
 import { nowIso } from '../util/time.js'
 import { checkConfig, type MeshletConfig } from './config.js'
 import { PlacementEngine } from './engine.js'
+import { Outbox } from '../repo/outbox.js'
 import { Pairing } from './pairing.js'
 import type { XrpcServer } from '../xrpc/server.js'
 import { ForbiddenError, InvalidRequestError } from '@atproto/xrpc-server'
@@ -29,6 +30,7 @@ export interface AppContext {
   state: PublicState
   reader: RepoReader
   writer: RepoWriter
+  outbox: Outbox
   ingestor: Ingestor
   formation: ClusterFormation
   engine: PlacementEngine
@@ -37,6 +39,8 @@ export interface AppContext {
   host: Host
   draining: boolean
   encryptionKey: X25519
+  /** When this daemon began heartbeating: late joiners rank after meshlets that were online (docs/protocol.md). */
+  onlineSince: string
 }
 
 export class Meshlet {
@@ -84,18 +88,21 @@ export class Meshlet {
         formation?.onChange(c)
         engine?.onChange(c)
       },
+      ignore: (collection, stored) => engine?.isStaleEcho(collection, stored) ?? false,
     })
     const restored = ingestor.restore()
     formation = new ClusterFormation({ meshletDid: did, reader, state, ingestor, logger, followPdses: !cfg.firehose?.length })
     for (const src of cfg.firehose ?? []) ingestor.addSource(src)
-    const ctx = { cfg, did, logger, db, state, reader, writer, ingestor, formation, driver, total, host, draining: false, encryptionKey } as AppContext
+    const outbox = new Outbox({ db, writer, logger, onWritten: (entries) => engine?.written(entries) })
+    const onlineSince = nowIso()
+    const ctx = { cfg, did, logger, db, state, reader, writer, outbox, ingestor, formation, driver, total, host, draining: false, encryptionKey, onlineSince } as AppContext
     engine = new PlacementEngine({
       did,
       state,
-      writer,
+      outbox,
       logger,
       driver,
-      placement: { graceMs: cfg.graceMs, defaultWindowMs: cfg.bidWindowMs },
+      placement: { skewMs: cfg.skewMs },
       drivers: driver ? [driver.name] : ['docker', 'process'],
       isDraining: () => ctx.draining,
       openSecret: (c) => encryptionKey.open(c),
@@ -131,15 +138,14 @@ export class Meshlet {
    * and records outcomes of replicas that finished while nobody watched.
    */
   async reconcile(): Promise<void> {
-    const { driver, engine, logger } = this.ctx
-    if (!driver) return
-    const { reconcile } = await import('../executor/reconcile.js')
-    const r = await engine.exclusive(() => reconcile(driver, this.did, engine.desiredReplicas()))
-    for (const info of r.finished) engine.recordExit(info)
-    if (r.started.length || r.removed.length) logger.info({ adopted: r.adopted.length, started: r.started.length, removed: r.removed.length }, 'reconciled containers')
+    const r = await this.ctx.engine.reconcile()
+    if (r.adopted || r.removed || r.vanished) this.ctx.logger.info(r, 'reconciled containers')
   }
 
-  /** Our own bids and statuses, straight from our repo: a crash may have lost their echo. */
+  /**
+   * Our own bids and statuses, straight from our repo (a crash may have lost their
+   * echo), then what still waits in the outbox, which is newer.
+   */
   private async loadOwnRecords(): Promise<void> {
     for (const collection of [COLLECTIONS.bid, COLLECTIONS.workloadStatus] as const) {
       const { records } = await this.ctx.reader.list(this.did, collection)
@@ -148,6 +154,8 @@ export class Meshlet {
         this.ctx.ingestor.applyRecord(collection, { uri: r.uri, cid: r.cid, did: this.did, rkey: r.rkey, record: r.record }, true)
       }
     }
+    for (const e of this.ctx.outbox.pending()) this.ctx.engine.believe(e.collection, e.rkey, e.record, '')
+    void this.ctx.outbox.flush()
   }
 
   capacityRecord(): CapacityRecord {
@@ -164,6 +172,7 @@ export class Meshlet {
       encryptionKey: ctx.encryptionKey.publicKeyBase64,
       draining: ctx.draining,
       heartbeatSeconds: ctx.cfg.heartbeatSeconds ?? 300,
+      onlineSince: ctx.onlineSince,
       updatedAt: nowIso(),
     }
   }
@@ -198,6 +207,9 @@ export class Meshlet {
     clearInterval(this.reconciler)
     await this.xrpc?.close()
     await this.ctx.engine.close()
+    // what could not be written stays in the outbox for the next start
+    await Promise.race([this.ctx.outbox.drained(), new Promise((r) => setTimeout(r, 5000))])
+    await this.ctx.outbox.close()
     await this.ctx.ingestor.close()
     if (opts.stopReplicas && this.ctx.driver) {
       for (const r of await this.ctx.driver.listOwn(this.did)) await this.ctx.driver.stop(r.workloadUri, r.replica)

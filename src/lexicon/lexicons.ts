@@ -39,7 +39,7 @@ export const schemaDict = {
       main: {
         type: 'record',
         description:
-          "Written by a meshlet: an offer (or, with decline, a refusal) to run a workload in a given round. Valid only if the strongRef matches the workload's current cid, createdAt is within the workload's window, and the meshlet is eligible. One bid per meshlet per round counts: the earliest by createdAt, then lowest rkey.",
+          "Written by a meshlet: an offer (or, with decline, a refusal) to run a workload in a given round. Valid only if the strongRef matches the workload's current cid and the meshlet is a candidate; a round-0 answer from a meshlet that came online after the workload was created, or an offer created after the workload's queue timeout, does not count. A meshlet answers once per round; two different answers in one round count as a decline.",
         key: 'tid',
         record: {
           type: 'object',
@@ -54,7 +54,7 @@ export const schemaDict = {
               minimum: 0,
               maximum: 1000,
               description:
-                '0 for the first placement; a re-placement round excludes meshlets lost in earlier rounds.',
+                '0 for the first placement. A later round opens only after the previous one settled short of replicas, by an offer from a meshlet that now has room; it fills only what the earlier rounds could not.',
             },
             score: {
               type: 'integer',
@@ -160,6 +160,12 @@ export const schemaDict = {
             draining: {
               type: 'boolean',
               description: 'True while the meshlet takes no new work.',
+            },
+            onlineSince: {
+              type: 'string',
+              format: 'datetime',
+              description:
+                "When this meshlet's current run of heartbeats began (its daemon started). A meshlet that came online after a workload was created ranks after those that were there (docs/protocol.md, late joiners).",
             },
             heartbeatSeconds: {
               type: 'integer',
@@ -644,7 +650,14 @@ export const schemaDict = {
               minimum: 100,
               maximum: 600000,
               description:
-                "How long after createdAt bids are accepted (by the bid's own createdAt). Default 3000.",
+                'Deprecated and ignored since rounds close on answers, not on time (docs/protocol.md). Kept so older records stay valid.',
+            },
+            queueTimeoutSeconds: {
+              type: 'integer',
+              minimum: 10,
+              maximum: 2592000,
+              description:
+                'How long replicas that could not be placed stay queued (from createdAt) before the placement ends them as failed. Default 3600.',
             },
             timeoutSeconds: {
               type: 'integer',

@@ -1,23 +1,29 @@
 // The placement of one workload, as a pure function of the public records seen so far
 // and a time. Every meshlet runs this same function; given the same records it returns
 // byte-identical output whatever order they arrived in. See docs/protocol.md.
-import type { BidRecord, WorkloadRecord } from '../records/index.js'
+//
+// Safety does not rest on timing: a meshlet may run a replica only when every candidate
+// ranked above it has answered (or is lost), and the ranking of a workload only ever
+// grows at the bottom. A slow firehose or a loaded machine costs time, never a replica.
+import type { BidRecord, WorkloadRecord, WorkloadStatusRecord } from '../records/index.js'
 import { balances } from './fairshare.js'
-import { infeasibility, maxSlots } from './feasibility.js'
+import { infeasibility, maxSlots, type Infeasible } from './feasibility.js'
 import { rendezvous } from './hash.js'
 import { acceptsWorkFrom, verifiedOwner } from './membership.js'
+import { couldNotRun, isActive, isFinal } from './replica.js'
 import type { PublicState, Stored } from './state.js'
 
-export const DEFAULT_BID_WINDOW_MS = 3000
-/** Extra wait after the bid window for bids created in time but still in flight. */
-export const DEFAULT_GRACE_MS = 1000
-/** A meshlet whose heartbeat is this many intervals old when a workload is created is not a candidate. */
+/** A meshlet whose heartbeat is this many intervals old is stale (at createdAt) or lost (now). */
 export const HEARTBEAT_MISSES = 3
 export const DEFAULT_HEARTBEAT_SECONDS = 300
+/** Owner and meshlet clocks may differ by this much; every comparison of a signed time with a clock allows it. */
+export const DEFAULT_SKEW_MS = 5000
+/** Fair share counts replicas that finished this long before the workload was created, so late statuses cannot reorder a ranking. */
+export const FAIR_SHARE_SETTLE_MS = 60_000
+export const DEFAULT_QUEUE_TIMEOUT_SECONDS = 3600
 
 export interface PlacementOptions {
-  graceMs?: number
-  defaultWindowMs?: number
+  skewMs?: number
 }
 
 export interface Candidate {
@@ -26,98 +32,166 @@ export interface Candidate {
   score: number
   /** Most replicas it could take (1 unless the workload allows packing). */
   slots: number
-  /** Why it is eligible: cluster membership, its owner's own workload, or a share grant uri. */
+  /** Why it is eligible: its owner's own workload, cluster membership, or a share grant. */
   via: 'own' | 'cluster' | 'grant'
+  /** Came online after the workload was created: ranked after those that were there, and not in round 0. */
+  late: boolean
 }
 
 export interface Answer {
   did: string
   uri: string
+  round: number
   accept: boolean
   slots: number
+  reason?: string
 }
 
 export type BidRejection =
   | 'wrong-workload-cid'
-  | 'wrong-round'
-  | 'before-window'
-  | 'after-window'
   | 'not-a-candidate'
+  | 'after-queue-timeout'
   | 'superseded'
+  | 'conflicting-answers'
 
 export interface Assignment {
   meshlet: string
+  /** Replicas it runs (or is to run) now. */
   replicas: number
+  /** Replicas it already finished: never run again. */
+  finished: number
+  round: number
+  /** held: its replica runs (a status says so); answer: chosen from this round's answers; finished: done. */
+  via: 'held' | 'answer' | 'finished'
+  /** May run now: no candidate above it in its round is still to answer. */
+  confirmed: boolean
 }
+
+export type Phase =
+  /** Answers are still awaited. */
+  | 'placing'
+  /** Every replica has a meshlet. */
+  | 'placed'
+  /** Every candidate answered and some replicas have no meshlet; a meshlet with room may offer in the next round. */
+  | 'queued'
+  /** The queue timeout passed with replicas still unplaced. */
+  | 'failed'
+
+export type WhyNot =
+  | 'not-linked'
+  | 'not-a-member'
+  | 'no-capacity-record'
+  | `infeasible:${Infeasible}`
+  | 'stale-heartbeat'
+  | 'lost:heartbeat-expired'
+  | 'lost:could-not-run'
+  | `declined:${string}`
+  | `bid-rejected:${BidRejection}`
+  | 'awaiting-answer'
+  | 'not-needed'
+  | 'late-joiner'
 
 export interface Placement {
   workload: { uri: string; cid: string; owner: string }
-  round: number
   wanted: number
+  /** Replicas with a meshlet: finished, running and selected. */
   placed: number
-  opensAt: number
-  /** After this, invitees that have not answered no longer hold their place in line. */
-  invitationDeadline: number
-  /** Bids created after this are invalid. */
-  windowEndsAt: number
-  /** The latest the round closes: window end plus a grace for delivery. */
-  closesAt: number
-  closed: boolean
-  closedBy: 'all-answered' | 'window' | null
+  /** The round being decided now. */
+  round: number
+  phase: Phase
+  /** Every replica is placed or no answer can change the current round any more. */
+  settled: boolean
+  /** Eligible, feasible meshlets, best first (lost ones included). */
   candidates: Candidate[]
   answers: Answer[]
-  /** Candidates that should answer now (bid or decline) and have not. */
+  /** Candidates that should answer the current round now (bid or decline) and have not. */
   invited: string[]
-  /** Current selection in rank order (final once closed). */
+  /** Finished, held and chosen meshlets, in that order. */
   selected: Assignment[]
-  /** Selected meshlets that no unanswered candidate outranks: safe to start now. */
+  /** Meshlets that may run their replicas now. */
   confirmed: string[]
+  /** When queued: the round a meshlet with room may open by offering, and who may. */
+  nextRound: { round: number; pool: string[] } | null
+  /** For queued or failed: why replicas have no meshlet, in one line. */
+  reason: string | null
+  queueDeadline: number
+  /** Every known meshlet that takes no replica, and why. */
+  whyNot: { meshlet: string; reason: WhyNot }[]
   rejected: { uri: string; reason: BidRejection }[]
   /** The next moment at which this output can change without new records. */
   nextDeadline: number | null
 }
 
-export function windowOf(w: WorkloadRecord, opts: PlacementOptions = {}) {
-  return windowFrom(Date.parse(w.createdAt), w, opts)
+export interface Ranking {
+  candidates: Candidate[]
+  /** Known meshlets that are not candidates, and why. */
+  excluded: Map<string, WhyNot>
 }
 
-function windowFrom(opensAt: number, w: WorkloadRecord, opts: PlacementOptions) {
-  const window = w.bidWindowMs ?? opts.defaultWindowMs ?? DEFAULT_BID_WINDOW_MS
-  const windowEndsAt = opensAt + window
-  return {
-    opensAt,
-    invitationDeadline: opensAt + Math.floor(window / 2),
-    windowEndsAt,
-    closesAt: windowEndsAt + (opts.graceMs ?? DEFAULT_GRACE_MS),
-  }
-}
-
-/** Eligible, feasible meshlets for a workload, best first. */
-export function rankCandidates(state: PublicState, workload: Stored<WorkloadRecord>): Candidate[] {
+/**
+ * Eligible, feasible meshlets for a workload, best first: those online when it was
+ * created by score, then rendezvous hash, then DID; late joiners after them in the order
+ * they came online. A newcomer can only ever join below everyone already ranked.
+ */
+export function rankCandidates(state: PublicState, workload: Stored<WorkloadRecord>, opts: PlacementOptions = {}): Ranking {
   const w = workload.record
   const createdAt = Date.parse(w.createdAt)
-  const balance = balances(state, createdAt)
-  const out: (Candidate & { tie: string })[] = []
-  for (const cap of state.capacities.values()) {
-    const did = cap.did
+  const skew = opts.skewMs ?? DEFAULT_SKEW_MS
+  const balance = balances(state, createdAt - FAIR_SHARE_SETTLE_MS)
+  const out: (Candidate & { tie: string; since: number })[] = []
+  const excluded = new Map<string, WhyNot>()
+  for (const did of knownMeshlets(state)) {
+    const cap = state.capacities.get(did)
     const owner = verifiedOwner(state, did)
-    if (!owner) continue
-    const hb = (cap.record.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS) * 1000
-    if (Date.parse(cap.record.updatedAt) + HEARTBEAT_MISSES * hb < createdAt) continue
+    if (!owner) {
+      excluded.set(did, 'not-linked')
+      continue
+    }
     const via = owner === workload.did ? 'own' : acceptsWorkFrom(state, did, workload.did) ? 'cluster' : grantFor(state, workload, did, owner)
-    if (!via) continue
-    if (infeasibility(w, did, cap.record)) continue
+    if (!via) {
+      excluded.set(did, 'not-a-member')
+      continue
+    }
+    if (!cap) {
+      excluded.set(did, 'no-capacity-record')
+      continue
+    }
+    const r = cap.record
+    const hb = (r.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS) * 1000
+    if (Date.parse(r.updatedAt) + HEARTBEAT_MISSES * hb + skew < createdAt) {
+      excluded.set(did, 'stale-heartbeat')
+      continue
+    }
+    const infeasible = infeasibility(w, did, r)
+    if (infeasible) {
+      excluded.set(did, `infeasible:${infeasible}`)
+      continue
+    }
+    const since = r.onlineSince ? Date.parse(r.onlineSince) : -Infinity
     out.push({
       did,
       owner,
       via,
-      slots: maxSlots(w, cap.record),
-      score: score(w, owner === workload.did, balance.get(owner) ?? 0, cap.record.total.cpuMillis, cap.record.total.memoryMiB),
+      slots: maxSlots(w, r),
+      score: score(w, owner === workload.did, balance.get(owner) ?? 0, r.total.cpuMillis, r.total.memoryMiB),
+      // no skew allowance here: it would only widen the moment in which a newcomer ranks above a started replica
+      late: since > createdAt,
       tie: rendezvous(workload.uri, did),
+      since,
     })
   }
-  out.sort((a, b) => b.score - a.score || cmp(a.tie, b.tie) || cmp(a.did, b.did))
-  return out.map(({ tie: _tie, ...c }) => c)
+  out.sort((a, b) => {
+    if (a.late !== b.late) return a.late ? 1 : -1
+    if (a.late) return a.since - b.since || cmp(a.tie, b.tie) || cmp(a.did, b.did)
+    return b.score - a.score || cmp(a.tie, b.tie) || cmp(a.did, b.did)
+  })
+  return { candidates: out.map(({ tie: _t, since: _s, ...c }) => c), excluded }
+}
+
+function knownMeshlets(state: PublicState): string[] {
+  const dids = new Set(state.capacities.keys())
+  for (const did of state.meshletOwners.keys()) dids.add(did)
+  return [...dids].sort()
 }
 
 /**
@@ -144,35 +218,46 @@ function grantFor(state: PublicState, workload: Stored<WorkloadRecord>, meshlet:
   return undefined
 }
 
-/** The answer that counts for each candidate: one per meshlet per round, earliest first. */
+export function queueDeadlineOf(w: WorkloadRecord): number {
+  return Date.parse(w.createdAt) + (w.queueTimeoutSeconds ?? DEFAULT_QUEUE_TIMEOUT_SECONDS) * 1000
+}
+
+/**
+ * The answer that counts, per round and candidate. A meshlet answers once per round;
+ * copies of the same answer count once (the earliest), two different answers in one
+ * round count as a decline, so no later record can turn a decline into an offer.
+ */
 export function validAnswers(
   bids: Stored<BidRecord>[],
   workload: Stored<WorkloadRecord>,
   candidates: Map<string, Candidate>,
-  round: number,
-  win: { opensAt: number; windowEndsAt: number },
-): { answers: Map<string, Answer>; rejected: { uri: string; reason: BidRejection }[] } {
+  queueDeadline: number,
+): { answers: Map<number, Map<string, Answer>>; rejected: { uri: string; reason: BidRejection }[] } {
   const rejected: { uri: string; reason: BidRejection }[] = []
-  const byMeshlet = new Map<string, Stored<BidRecord>>()
+  const byKey = new Map<string, Stored<BidRecord>[]>()
   for (const bid of bids) {
-    const reason = bidRejection(bid, workload, candidates, round, win)
+    const reason = bidRejection(bid, workload, candidates, queueDeadline)
     if (reason) {
       rejected.push({ uri: bid.uri, reason })
       continue
     }
-    const prev = byMeshlet.get(bid.did)
-    if (!prev || earlier(bid, prev)) {
-      if (prev) rejected.push({ uri: prev.uri, reason: 'superseded' })
-      byMeshlet.set(bid.did, bid)
-    } else {
-      rejected.push({ uri: bid.uri, reason: 'superseded' })
-    }
+    const key = `${bid.record.round}\0${bid.did}`
+    byKey.set(key, [...(byKey.get(key) ?? []), bid])
   }
-  const answers = new Map<string, Answer>()
-  for (const [did, bid] of byMeshlet) {
-    const accept = !bid.record.decline
-    const slots = accept ? Math.max(1, Math.min(bid.record.slots ?? 1, candidates.get(did)!.slots)) : 0
-    answers.set(did, { did, uri: bid.uri, accept, slots })
+  const answers = new Map<number, Map<string, Answer>>()
+  for (const group of byKey.values()) {
+    group.sort((a, b) => Date.parse(a.record.createdAt) - Date.parse(b.record.createdAt) || cmp(a.rkey, b.rkey))
+    const first = group[0]
+    const conflicting = group.some((b) => !!b.record.decline !== !!first.record.decline)
+    for (const b of group.slice(1)) rejected.push({ uri: b.uri, reason: conflicting ? 'conflicting-answers' : 'superseded' })
+    const accept = !first.record.decline && !conflicting
+    const cand = candidates.get(first.did)!
+    const round = first.record.round
+    const slots = accept ? Math.max(1, Math.min(first.record.slots ?? 1, cand.slots)) : 0
+    const reason = conflicting ? 'conflicting answers' : first.record.decline ? (first.record.reason ?? 'declined') : undefined
+    let perRound = answers.get(round)
+    if (!perRound) answers.set(round, (perRound = new Map()))
+    perRound.set(first.did, { did: first.did, uri: first.uri, round, accept, slots, ...(reason ? { reason } : {}) })
   }
   rejected.sort((a, b) => cmp(a.uri, b.uri))
   return { answers, rejected }
@@ -182,204 +267,221 @@ function bidRejection(
   bid: Stored<BidRecord>,
   workload: Stored<WorkloadRecord>,
   candidates: Map<string, Candidate>,
-  round: number,
-  win: { opensAt: number; windowEndsAt: number },
+  queueDeadline: number,
 ): BidRejection | undefined {
   if (bid.record.workload.cid !== workload.cid) return 'wrong-workload-cid'
-  if (bid.record.round !== round) return 'wrong-round'
-  const at = Date.parse(bid.record.createdAt)
-  if (!(at >= win.opensAt)) return 'before-window'
-  if (at > win.windowEndsAt) return 'after-window'
   if (!candidates.has(bid.did)) return 'not-a-candidate'
+  if (bid.record.round > 0 && !bid.record.decline && !(Date.parse(bid.record.createdAt) <= queueDeadline)) return 'after-queue-timeout'
   return undefined
 }
 
-function earlier(a: Stored<BidRecord>, b: Stored<BidRecord>): boolean {
-  const d = Date.parse(a.record.createdAt) - Date.parse(b.record.createdAt)
-  return d < 0 || (d === 0 && a.rkey < b.rkey)
+/**
+ * When a meshlet counts as lost for this workload, from signed data only: its heartbeat
+ * expired (capacity.updatedAt + HEARTBEAT_MISSES intervals), or it recorded that it
+ * could not run the replica (a failed status without an exit code). A meshlet that
+ * comes back publishes a fresh heartbeat and is no longer lost.
+ */
+export function lostAt(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string, skewMs = DEFAULT_SKEW_MS): { at: number; why: 'heartbeat-expired' | 'could-not-run' } | undefined {
+  for (const s of ownStatuses(state, workload, meshlet)) {
+    if (couldNotRun(s.record)) return { at: -Infinity, why: 'could-not-run' }
+  }
+  const cap = state.capacities.get(meshlet)
+  if (!cap) return undefined
+  const hb = (cap.record.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS) * 1000
+  return { at: Date.parse(cap.record.updatedAt) + HEARTBEAT_MISSES * hb + skewMs, why: 'heartbeat-expired' }
 }
 
-/** At most this many re-placement rounds follow the first. */
-export const MAX_ROUNDS = 5
-
-interface Window {
-  opensAt: number
-  invitationDeadline: number
-  windowEndsAt: number
-  closesAt: number
-}
-
-interface RoundResult {
-  round: number
-  win: Window
-  wanted: number
-  candidates: Candidate[]
-  answers: Map<string, Answer>
-  rejected: { uri: string; reason: BidRejection }[]
-  selected: Assignment[]
-  confirmed: string[]
-  invited: string[]
-  closed: boolean
-  closedBy: Placement['closedBy']
+function ownStatuses(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string): Stored<WorkloadStatusRecord>[] {
+  return state.statusesFor(workload.uri).filter((s) => s.did === meshlet && s.record.workload.cid === workload.cid)
 }
 
 /**
- * Round 0 places the workload; each later round replaces replicas whose meshlets were
- * lost (see lostAt), opening at the earliest loss among the previous selection and
- * excluding every meshlet lost so far. Survivors keep their replicas.
+ * Round 0 asks the candidates that were online when the workload was created, best
+ * first, as many as the replicas need; a decline or a loss invites the next. Once every
+ * candidate has answered and replicas are still missing, the workload is queued: a
+ * meshlet that later has room offers in the next round, which fills only what earlier
+ * rounds could not. Replicas that run or finished keep their meshlets whatever changes
+ * in the ranking later (finality); a running one moves only when its meshlet is lost or
+ * no longer eligible.
  */
-export function place(
-  state: PublicState,
-  workloadUri: string,
-  now: number,
-  opts: PlacementOptions = {},
-): Placement | undefined {
+export function place(state: PublicState, workloadUri: string, now: number, opts: PlacementOptions = {}): Placement | undefined {
   const workload = state.workloads.get(workloadUri)
   if (!workload) return undefined
   const w = workload.record
-  const ranked = rankCandidates(state, workload)
+  const skew = opts.skewMs ?? DEFAULT_SKEW_MS
+  const { candidates, excluded } = rankCandidates(state, workload, opts)
+  const rank = new Map(candidates.map((c, i) => [c.did, i]))
+  const byDid = new Map(candidates.map((c) => [c.did, c]))
+  const queueDeadline = queueDeadlineOf(w)
   const bids = state.bidsFor(workload.uri)
-  const rejected: { uri: string; reason: BidRejection }[] = []
-  const excluded = new Set<string>()
-  let survivors: Assignment[] = []
-  let r = runRound(workload, ranked, bids, 0, windowOf(w, opts), w.replicas, now)
-  rejected.push(...r.rejected)
-  while (r.closed && r.round < MAX_ROUNDS) {
-    const selection = [...survivors, ...r.selected]
-    const losses = selection.flatMap((a) => {
-      const at = lostAt(state, workload, a.meshlet)
-      return at !== undefined && at <= now ? [{ a, at }] : []
-    })
-    if (losses.length === 0) break
-    const first = Math.min(...losses.map((l) => l.at))
-    const lost = new Set(losses.filter((l) => l.at === first).map((l) => l.a.meshlet))
-    for (const m of lost) excluded.add(m)
-    survivors = selection.filter((a) => !lost.has(a.meshlet))
-    const win = windowFrom(Math.max(first, r.win.opensAt), w, opts)
-    const taken = new Set(survivors.map((a) => a.meshlet))
-    const pool = ranked.filter((c) => !excluded.has(c.did) && (w.allowPacking || !taken.has(c.did)))
-    const held = survivors.reduce((n, a) => n + a.replicas, 0)
-    r = runRound(workload, pool, bids, r.round + 1, win, w.replicas - held, now)
-    rejected.push(...r.rejected)
-  }
-  // bids for rounds that never opened
-  const rounds = new Set(Array.from({ length: r.round + 1 }, (_, i) => i))
-  for (const b of bids) if (!rounds.has(b.record.round)) rejected.push({ uri: b.uri, reason: 'wrong-round' })
-  rejected.sort((a, b) => cmp(a.uri, b.uri))
+  const { answers, rejected } = validAnswers(bids, workload, byDid, queueDeadline)
+  const whyNot = new Map<string, WhyNot>(excluded)
 
-  const selected = mergeSelection(survivors, r.selected)
-  const placed = selected.reduce((n, a) => n + a.replicas, 0)
-  const deadlines = r.closed
-    ? lossDeadlines(state, workload, selected, now)
-    : [r.win.invitationDeadline, r.win.windowEndsAt, r.win.closesAt].filter((t) => t > now)
+  // Who offered for this version at all (any round): only they can hold or finish a replica.
+  const offered = new Map<string, number>()
+  for (const [round, perRound] of answers) {
+    for (const a of perRound.values()) if (a.accept) offered.set(a.did, Math.min(round, offered.get(a.did) ?? Infinity))
+  }
+  const offeredEver = new Set(bids.filter((b) => b.record.workload.cid === workload.cid && !b.record.decline).map((b) => b.did))
+
+  const lost = new Map<string, 'heartbeat-expired' | 'could-not-run'>()
+  const deadlines: number[] = []
+  for (const c of candidates) {
+    const l = lostAt(state, workload, c.did, skew)
+    if (!l) continue
+    if (l.at <= now) lost.set(c.did, l.why)
+    else deadlines.push(l.at)
+  }
+
+  const finished = new Map<string, number>()
+  const active = new Map<string, number>()
+  for (const s of state.statusesFor(workload.uri)) {
+    if (s.record.workload.cid !== workload.cid) continue
+    // finality: a finished replica stays finished whatever happens to its meshlet's eligibility
+    if (isFinal(s.record) && offeredEver.has(s.did) && verifiedOwner(state, s.did)) finished.set(s.did, (finished.get(s.did) ?? 0) + 1)
+    else if (isActive(s.record)) active.set(s.did, (active.get(s.did) ?? 0) + 1)
+  }
+
+  const selected: Assignment[] = []
+  let remaining = w.replicas
+  for (const did of [...finished.keys()].sort()) {
+    const n = Math.min(finished.get(did)!, remaining)
+    remaining -= n
+    selected.push({ meshlet: did, replicas: 0, finished: n, round: offered.get(did) ?? 0, via: 'finished', confirmed: true })
+  }
+  // Replicas that run keep their meshlets, earliest round first, then by rank.
+  const holders = candidates
+    .filter((c) => active.has(c.did) && offered.has(c.did) && !lost.has(c.did))
+    .sort((a, b) => offered.get(a.did)! - offered.get(b.did)! || rank.get(a.did)! - rank.get(b.did)!)
+  for (const c of holders) {
+    const take = Math.min(active.get(c.did)!, c.slots, remaining)
+    if (take <= 0) continue
+    remaining -= take
+    const done = selected.find((s) => s.meshlet === c.did)
+    if (done) Object.assign(done, { replicas: take, via: 'held' })
+    else selected.push({ meshlet: c.did, replicas: take, finished: 0, round: offered.get(c.did)!, via: 'held', confirmed: true })
+  }
+  const taken = new Set(selected.map((s) => s.meshlet))
+
+  let round = 0
+  let phase: Phase = 'placing'
+  let settled = false
+  let invited: string[] = []
+  let nextRound: Placement['nextRound'] = null
+  for (;;) {
+    const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && (round > 0 || !c.late))
+    const here = answers.get(round) ?? new Map<string, Answer>()
+    // In a later round only candidates above an offer are asked (to keep the ranking), in round 0 everyone in turn.
+    const lowestOffer = round === 0 ? Infinity : Math.max(-1, ...pool.filter((c) => here.get(c.did)?.accept).map((c) => rank.get(c.did)!))
+    invited = []
+    let need = remaining
+    let potential = 0
+    let unansweredAbove = false
+    for (const c of pool) {
+      const a = here.get(c.did)
+      if (!a) {
+        if (rank.get(c.did)! < lowestOffer && potential < remaining) {
+          invited.push(c.did)
+          potential += c.slots
+        }
+        if (need > 0 && rank.get(c.did)! < lowestOffer) unansweredAbove = true
+        continue
+      }
+      if (!a.accept || need <= 0) continue
+      const take = Math.min(a.slots, need)
+      selected.push({ meshlet: c.did, replicas: take, finished: 0, round, via: 'answer', confirmed: !unansweredAbove })
+      taken.add(c.did)
+      need -= take
+      potential += take
+    }
+    const chosen = selected.filter((s) => s.via === 'answer' && s.round === round)
+    const roundSettled = need === 0 ? chosen.every((s) => s.confirmed) : !unansweredAbove && (round > 0 || pool.every((c) => here.has(c.did)))
+    remaining = need
+    if (!roundSettled) break
+    if (remaining === 0) {
+      phase = 'placed'
+      settled = true
+      invited = []
+      break
+    }
+    // short of replicas: the next round opens with an offer from a meshlet that now has room
+    const nextPool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did))
+    const offers = nextPool.filter((c) => answers.get(round + 1)?.get(c.did)?.accept)
+    if (offers.length === 0) {
+      settled = true
+      invited = []
+      phase = now >= queueDeadline + skew ? 'failed' : 'queued'
+      if (phase === 'queued') {
+        nextRound = { round: round + 1, pool: nextPool.map((c) => c.did) }
+        deadlines.push(queueDeadline + skew)
+      }
+      break
+    }
+    round++
+  }
+
+  // why each known meshlet takes no replica
+  const lastAnswer = (did: string): Answer | undefined => {
+    for (let r = round; r >= 0; r--) {
+      const a = answers.get(r)?.get(did)
+      if (a) return a
+    }
+    return undefined
+  }
+  const rejectedBy = new Map<string, BidRejection>()
+  const bidOwner = new Map(bids.map((b) => [b.uri, b.did]))
+  for (const r of rejected) if (r.reason !== 'superseded') rejectedBy.set(bidOwner.get(r.uri)!, r.reason)
+  for (const c of candidates) {
+    if (taken.has(c.did)) continue
+    const l = lost.get(c.did)
+    const a = lastAnswer(c.did)
+    const why: WhyNot = l
+      ? `lost:${l}`
+      : a && !a.accept
+        ? `declined:${a.reason ?? 'declined'}`
+        : a
+          ? 'not-needed'
+          : rejectedBy.has(c.did)
+            ? `bid-rejected:${rejectedBy.get(c.did)!}`
+            : c.late && round === 0 && phase === 'placing'
+              ? 'late-joiner'
+              : invited.includes(c.did)
+                ? 'awaiting-answer'
+                : 'not-needed'
+    whyNot.set(c.did, why)
+  }
+  for (const s of selected) whyNot.delete(s.meshlet)
+
+  const placed = selected.reduce((n, s) => n + s.replicas + s.finished, 0)
+  const allAnswers = [...answers.values()].flatMap((m) => [...m.values()]).sort((a, b) => a.round - b.round || cmp(a.did, b.did))
   return {
     workload: { uri: workload.uri, cid: workload.cid, owner: workload.did },
-    round: r.round,
     wanted: w.replicas,
     placed,
-    ...r.win,
-    closed: r.closed,
-    closedBy: r.closedBy,
-    candidates: r.candidates,
-    answers: [...r.answers.values()].sort((a, b) => cmp(a.did, b.did)),
-    invited: r.invited,
+    round,
+    phase,
+    settled,
+    candidates,
+    answers: allAnswers,
+    invited,
     selected,
-    confirmed: r.closed ? selected.map((s) => s.meshlet) : [...survivors.map((s) => s.meshlet), ...r.confirmed],
+    confirmed: selected.filter((s) => s.confirmed && s.replicas > 0).map((s) => s.meshlet),
+    nextRound,
+    reason: phase === 'queued' || phase === 'failed' ? shortfallReason(w.replicas - placed, phase, whyNot, candidates.length) : null,
+    queueDeadline,
+    whyNot: [...whyNot].map(([meshlet, reason]) => ({ meshlet, reason })).sort((a, b) => cmp(a.meshlet, b.meshlet)),
     rejected,
     nextDeadline: deadlines.length ? Math.min(...deadlines) : null,
   }
 }
 
-function runRound(
-  workload: Stored<WorkloadRecord>,
-  candidates: Candidate[],
-  bids: Stored<BidRecord>[],
-  round: number,
-  win: Window,
-  wanted: number,
-  now: number,
-): RoundResult {
-  const byDid = new Map(candidates.map((c) => [c.did, c]))
-  const { answers, rejected } = validAnswers(bids.filter((b) => b.record.round === round), workload, byDid, round, win)
-  const inviting = now < win.windowEndsAt
-  const holdPlace = now < win.invitationDeadline
-  const selected: Assignment[] = []
-  const confirmed: string[] = []
-  const invited: string[] = []
-  let remaining = wanted
-  let potential = 0
-  let unansweredAbove = false
-  let lastSelectedAnsweredPrefix = true
-  for (const c of candidates) {
-    const a = answers.get(c.did)
-    if (!a) {
-      if (inviting && potential < wanted) invited.push(c.did)
-      if (holdPlace) potential += c.slots
-      if (remaining > 0) unansweredAbove = true
-      continue
-    }
-    if (!a.accept || remaining <= 0) continue
-    const take = Math.min(a.slots, remaining)
-    selected.push({ meshlet: c.did, replicas: take })
-    if (!unansweredAbove) confirmed.push(c.did)
-    else lastSelectedAnsweredPrefix = false
-    remaining -= take
-    potential += take
-  }
-  const allAnswered = candidates.every((c) => answers.has(c.did))
-  const fastClosed = (remaining <= 0 && lastSelectedAnsweredPrefix) || allAnswered
-  const closedByWindow = now >= win.closesAt
-  return {
-    round,
-    win,
-    wanted,
-    candidates,
-    answers,
-    rejected,
-    selected,
-    confirmed,
-    invited,
-    closed: fastClosed || closedByWindow,
-    closedBy: fastClosed ? 'all-answered' : closedByWindow ? 'window' : null,
-  }
-}
-
-/** Survivors first (they keep their replicas), then the round's winners. */
-function mergeSelection(survivors: Assignment[], fresh: Assignment[]): Assignment[] {
-  const out = survivors.map((a) => ({ ...a }))
-  for (const a of fresh) {
-    const same = out.find((x) => x.meshlet === a.meshlet)
-    if (same) same.replicas += a.replicas
-    else out.push({ ...a })
-  }
-  return out
-}
-
-/**
- * When a selected meshlet counts as lost for this workload, from signed data only: its
- * heartbeat expired (capacity.updatedAt + HEARTBEAT_MISSES intervals), or it recorded
- * that it could not run the replica (a failed status without an exit code). A meshlet
- * whose replica finished is never lost. A meshlet that comes back moves its heartbeat
- * expiry later, regains its place, and the replacement yields.
- */
-export function lostAt(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string): number | undefined {
-  const statuses = state.statusesFor(workload.uri).filter((s) => s.did === meshlet && s.record.workload.cid === workload.cid)
-  if (statuses.some((s) => s.record.state === 'succeeded' || (s.record.state === 'failed' && s.record.exitCode !== undefined) || s.record.state === 'stopped')) {
-    return undefined
-  }
-  const times: number[] = []
-  for (const s of statuses) if (s.record.state === 'failed') times.push(Date.parse(s.record.updatedAt))
-  const cap = state.capacities.get(meshlet)
-  if (cap) times.push(Date.parse(cap.record.updatedAt) + HEARTBEAT_MISSES * (cap.record.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS) * 1000)
-  else times.push(Date.parse(workload.record.createdAt))
-  return times.length ? Math.min(...times) : undefined
-}
-
-function lossDeadlines(state: PublicState, workload: Stored<WorkloadRecord>, selected: Assignment[], now: number): number[] {
-  return selected.flatMap((a) => {
-    const at = lostAt(state, workload, a.meshlet)
-    return at !== undefined && at > now ? [at] : []
-  })
+/** One line: how many replicas wait, and the reasons counted (e.g. "2 declined:no room"). */
+function shortfallReason(missing: number, phase: Phase, whyNot: Map<string, WhyNot>, candidates: number): string {
+  const counts = new Map<string, number>()
+  for (const why of whyNot.values()) counts.set(why, (counts.get(why) ?? 0) + 1)
+  const parts = [...counts].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0])).map(([why, n]) => `${n} ${why}`)
+  const head = phase === 'failed' ? `${missing} replica(s) unplaced at the queue timeout` : `${missing} replica(s) queued`
+  return `${head}: ${candidates === 0 ? 'no eligible meshlet' : 'no meshlet with room'}${parts.length ? ` (${parts.join(', ')})` : ''}`
 }
 
 function cmp(a: string, b: string): number {

@@ -29,6 +29,8 @@ export interface IngestOptions {
   state: PublicState
   logger: Logger
   onChange?: (change: RecordChange) => void
+  /** A record to keep out of the state (e.g. an older echo of one of our own writes). */
+  ignore?: (collection: Collection, stored: Stored<unknown>) => boolean
   reconnectDelayMs?: number
 }
 
@@ -124,6 +126,10 @@ export class Ingestor {
       return
     }
     const stored = { uri, cid: evt.cid.toString(), did, rkey, record: valid.record }
+    if (this.opts.ignore?.(collection, stored)) {
+      db.setCursor(source, evt.seq)
+      return
+    }
     db.tx(() => {
       this.persist(collection, stored)
       db.setCursor(source, evt.seq)

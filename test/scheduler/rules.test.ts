@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { place } from '../../src/scheduler/placement.js'
 import { clusterMembership, acceptsWorkFrom } from '../../src/scheduler/membership.js'
 import { PublicState } from '../../src/scheduler/state.js'
-import { cid, did, rec, T0, WINDOW, type Rec } from './world.js'
+import { cid, did, rec, T0, type Rec } from './world.js'
 import type { CapacityRecord, WorkloadRecord } from '../../src/records/index.js'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -24,17 +24,17 @@ function commune(opts: { capacity?: (i: number) => Partial<CapacityRecord>; list
 }
 
 function workload(over: Partial<WorkloadRecord> = {}, owner = 0): Rec {
-  return rec('commune.scheduler.workload', O[owner], '3kworkloadaaa', { image: 'busybox', resources: { cpuMillis: 500, memoryMiB: 256 }, replicas: 1, bidWindowMs: WINDOW, createdAt: iso(T0), ...over })
+  return rec('commune.scheduler.workload', O[owner], '3kworkloadaaa', { image: 'busybox', resources: { cpuMillis: 500, memoryMiB: 256 }, replicas: 1, createdAt: iso(T0), ...over })
 }
 
 let n = 0
-function bid(w: Rec, meshlet: number, over: { at?: number; decline?: boolean; slots?: number; cid?: string; round?: number } = {}): Rec {
+function bid(w: Rec, meshlet: number, over: { at?: number; decline?: boolean; slots?: number; cid?: string; round?: number; reason?: string } = {}): Rec {
   return rec('commune.scheduler.bid', M[meshlet], `3kbid${String(n++).padStart(8, 'a')}`, {
     workload: { uri: w.stored.uri, cid: over.cid ?? w.stored.cid },
     round: over.round ?? 0,
     score: 1,
     ...(over.slots ? { slots: over.slots } : {}),
-    ...(over.decline ? { decline: true } : {}),
+    ...(over.decline ? { decline: true, reason: over.reason ?? 'no room' } : {}),
     createdAt: iso(T0 + (over.at ?? 100)),
   })
 }
@@ -44,7 +44,7 @@ const build = (...recs: Rec[][]) => {
   for (const r of recs.flat()) s.put(r.collection, r.stored)
   return s
 }
-const after = T0 + WINDOW + 2000
+const after = T0 + 5000
 
 describe('eligibility and feasibility', () => {
   it('the owner’s own meshlet ranks first; non-mutual members are not candidates', () => {
@@ -112,8 +112,8 @@ describe('eligibility and feasibility', () => {
       replica: 0,
       state: 'succeeded',
       cpuMillis: 200_000,
-      finishedAt: iso(T0 - 5000),
-      updatedAt: iso(T0 - 5000),
+      finishedAt: iso(T0 - 120_000),
+      updatedAt: iso(T0 - 120_000),
     })
     const p = place(build(commune(), [w, served]), w.stored.uri, T0)!
     const rank = (i: number) => p.candidates.findIndex((c) => c.did === M[i])
@@ -122,75 +122,97 @@ describe('eligibility and feasibility', () => {
   })
 })
 
-describe('bids, selection and closing', () => {
-  it('ignores bids with the wrong cid, the wrong round, outside the window, or from a non-candidate', () => {
-    const w = workload()
+
+function status(w: Rec, meshlet: number, state: string, over: { replica?: number; exitCode?: number; at?: number; cid?: string } = {}): Rec {
+  return rec('commune.scheduler.workloadStatus', M[meshlet], `st-${meshlet}-${over.replica ?? 0}`, {
+    workload: { uri: w.stored.uri, cid: over.cid ?? w.stored.cid },
+    replica: over.replica ?? 0,
+    state,
+    ...(over.exitCode !== undefined ? { exitCode: over.exitCode } : {}),
+    updatedAt: iso(T0 + (over.at ?? 1000)),
+  })
+}
+
+/** Meshlet indices in the order a workload ranks them. */
+const order = (w: Rec, recs: Rec[] = commune()) => place(build(recs, [w]), w.stored.uri, T0)!.candidates.map((c) => M.indexOf(c.did))
+
+describe('bids and answers', () => {
+  it('ignores bids with the wrong cid or from a non-candidate, and offers dated after the queue timeout', () => {
+    const w = workload({ queueTimeoutSeconds: 60 })
     const s = build(commune({ lists: [[1, 2], [0], [0], []] }), [w], [
       bid(w, 1, { cid: cid('stale') }),
-      bid(w, 1, { round: 1 }),
-      bid(w, 2, { at: -10 }),
-      bid(w, 2, { at: WINDOW + 1 }),
       bid(w, 3),
+      bid(w, 2, { round: 1, at: 61_000 }),
     ])
     const p = place(s, w.stored.uri, after)!
-    expect(p.rejected.map((r) => r.reason).sort()).toEqual(['after-window', 'before-window', 'not-a-candidate', 'wrong-round', 'wrong-workload-cid'])
+    expect(p.rejected.map((r) => r.reason).sort()).toEqual(['after-queue-timeout', 'not-a-candidate', 'wrong-workload-cid'])
     expect(p.selected).toEqual([])
+    expect(p.whyNot).toContainEqual({ meshlet: M[3], reason: 'not-a-member' })
   })
 
-  it('one answer per meshlet counts: the earliest', () => {
-    const w = workload({}, 1)
-    const s = build(commune(), [w], [bid(w, 0, { at: 500, decline: true }), bid(w, 0, { at: 200 })])
-    const p = place(s, w.stored.uri, after)!
-    expect(p.answers.find((a) => a.did === M[0])?.accept).toBe(true)
-    expect(p.rejected).toEqual([expect.objectContaining({ reason: 'superseded' })])
-  })
-
-  it('fast close: when every candidate above the last winner answered, the round closes before the window ends', () => {
+  it('a bid counts whenever it arrives: no window, so a slow meshlet costs time, not its replica', () => {
     const w = workload()
-    const s = build(commune(), [w], [bid(w, 0)])
-    const p = place(s, w.stored.uri, T0 + 200)!
-    expect(p).toMatchObject({ closed: true, closedBy: 'all-answered', placed: 1 })
-    expect(p.selected).toEqual([{ meshlet: M[0], replicas: 1 }])
+    const top = order(w)[0]
+    const s = build(commune({ capacity: () => ({ updatedAt: iso(T0 + 1e7) }) }), [w], [bid(w, top, { at: 3_600_000 })])
+    expect(place(s, w.stored.uri, T0 + 3_600_500)!).toMatchObject({ phase: 'placed', placed: 1, selected: [expect.objectContaining({ meshlet: M[top], confirmed: true })] })
   })
 
-  it('an unanswered higher-ranked candidate keeps the round open until the window closes it', () => {
+  it('one answer per meshlet per round: copies count once, two different answers count as a decline', () => {
+    const w = workload({}, 1)
+    const copies = place(build(commune(), [w], [bid(w, 1, { at: 500 }), bid(w, 1, { at: 200 })]), w.stored.uri, after)!
+    expect(copies.answers).toEqual([expect.objectContaining({ did: M[1], accept: true })])
+    expect(copies.rejected).toEqual([expect.objectContaining({ reason: 'superseded' })])
+    // an offer added later cannot turn a decline into an acceptance (nor the other way round)
+    const both = place(build(commune(), [w], [bid(w, 1, { at: 500, decline: true }), bid(w, 1, { at: 200 })]), w.stored.uri, after)!
+    expect(both.answers).toEqual([expect.objectContaining({ did: M[1], accept: false, reason: 'conflicting answers' })])
+    expect(both.selected.map((s) => s.meshlet)).not.toContain(M[1])
+  })
+})
+
+describe('selection and confirmation', () => {
+  it('the top candidate that answers is confirmed at once (fast close)', () => {
+    const w = workload()
+    const [first] = order(w)
+    const p = place(build(commune(), [w], [bid(w, first)]), w.stored.uri, T0 + 200)!
+    expect(p).toMatchObject({ phase: 'placed', settled: true, placed: 1, confirmed: [M[first]], invited: [] })
+  })
+
+  it('an unanswered candidate above keeps a lower offer unconfirmed however long it takes, until it answers or is lost', () => {
     const w = workload({ replicas: 2 })
-    const p0 = place(build(commune(), [w]), w.stored.uri, T0)!
-    const second = p0.candidates[1].did
-    const third = M.indexOf(p0.candidates[2].did)
-    const s = build(commune(), [w], [bid(w, 0), bid(w, third)])
-    const open = place(s, w.stored.uri, T0 + 500)!
-    expect(open.closed).toBe(false)
-    expect(open.confirmed).toEqual([M[0]])
-    expect(open.invited).toContain(second)
-    const closed = place(s, w.stored.uri, T0 + WINDOW + 1000)!
-    expect(closed).toMatchObject({ closed: true, closedBy: 'window', placed: 2 })
+    const [a, b, c] = order(w)
+    const s = build(commune(), [w], [bid(w, a), bid(w, c)])
+    for (const t of [T0 + 500, T0 + 100_000]) {
+      const p = place(s, w.stored.uri, t)!
+      expect(p.phase).toBe('placing')
+      expect(p.confirmed).toEqual([M[a]])
+      expect(p.invited).toEqual([M[b]])
+    }
+    // b declines: c moves up and is confirmed
+    const declined = place(build(commune(), [w], [bid(w, a), bid(w, c), bid(w, b, { decline: true })]), w.stored.uri, T0 + 600)!
+    expect(declined).toMatchObject({ phase: 'placed', confirmed: [M[a], M[c]] })
+    // b never answers and stops heartbeating: once lost, it no longer holds c back
+    const silent = build(commune({ capacity: (i) => (i === b ? { updatedAt: iso(T0 - 1000) } : { updatedAt: iso(T0 + 1e6) }) }), [w], [bid(w, a), bid(w, c)])
+    const lossAt = T0 - 1000 + 3 * 60_000 + 5000
+    expect(place(silent, w.stored.uri, lossAt - 1)!.confirmed).toEqual([M[a]])
+    expect(place(silent, w.stored.uri, lossAt - 1)!.nextDeadline).toBe(lossAt)
+    expect(place(silent, w.stored.uri, lossAt)!).toMatchObject({ phase: 'placed', confirmed: [M[a], M[c]] })
   })
 
-  it('invites about `replicas` candidates, and the next ones when invitees decline or the half-window passes', () => {
+  it('invites as many candidates as replicas need, the next one only when one declines or is lost — never more with time', () => {
     const w = workload({ replicas: 2 })
-    const p0 = place(build(commune(), [w]), w.stored.uri, T0)!
-    expect(p0.invited).toHaveLength(2)
-    const first = M.indexOf(p0.candidates[0].did)
-    const p1 = place(build(commune(), [w], [bid(w, first, { decline: true })]), w.stored.uri, T0 + 10)!
-    expect(p1.invited).toHaveLength(2)
-    expect(p1.invited).not.toContain(M[first])
-    const late = place(build(commune(), [w]), w.stored.uri, T0 + WINDOW / 2 + 1)!
-    expect(late.invited).toHaveLength(4)
-  })
-
-  it('places partially when there are fewer accepting bids than replicas, and says how many', () => {
-    const w = workload({ replicas: 3 })
-    const s = build(commune(), [w], [bid(w, 0), bid(w, 1, { decline: true }), bid(w, 2), bid(w, 3, { decline: true })])
-    const p = place(s, w.stored.uri, T0 + 500)!
-    expect(p).toMatchObject({ closed: true, closedBy: 'all-answered', placed: 2, wanted: 3 })
+    const [a, b, c] = order(w)
+    expect(place(build(commune(), [w]), w.stored.uri, T0)!.invited).toEqual([M[a], M[b]])
+    const alive = commune({ capacity: () => ({ updatedAt: iso(T0 + 1e7) }) })
+    expect(place(build(alive, [w]), w.stored.uri, T0 + 600_000)!.invited).toEqual([M[a], M[b]])
+    const p = place(build(commune(), [w], [bid(w, a, { decline: true })]), w.stored.uri, T0 + 10)!
+    expect(p.invited).toEqual([M[b], M[c]])
   })
 
   it('packing: one meshlet may take several replicas, up to its slots', () => {
     const w = workload({ replicas: 3, allowPacking: true })
-    const s = build(commune(), [w], [bid(w, 0, { slots: 2 }), ...[1, 2, 3].map((i) => bid(w, i))])
-    const p = place(s, w.stored.uri, after)!
-    expect(p.selected[0]).toEqual({ meshlet: M[0], replicas: 2 })
+    const [a, b] = order(w)
+    const p = place(build(commune(), [w], [bid(w, a, { slots: 2 }), bid(w, b)]), w.stored.uri, after)!
+    expect(p.selected.map((s) => [s.meshlet, s.replicas])).toEqual([[M[a], 2], [M[b], 1]])
     expect(p.placed).toBe(3)
   })
 
@@ -202,72 +224,116 @@ describe('bids, selection and closing', () => {
   })
 })
 
-describe('re-placement', () => {
+describe('queueing', () => {
+  it('when every candidate has answered and replicas are missing, the rest is queued with the reasons', () => {
+    const w = workload({ replicas: 3 })
+    const [a, b, c, d] = order(w)
+    const s = build(commune(), [w], [bid(w, a), bid(w, b, { decline: true }), bid(w, c), bid(w, d, { decline: true, reason: 'draining' })])
+    const p = place(s, w.stored.uri, T0 + 500)!
+    expect(p).toMatchObject({ phase: 'queued', settled: true, placed: 2, wanted: 3, round: 0 })
+    expect(p.reason).toBe('1 replica(s) queued: no meshlet with room (1 declined:draining, 1 declined:no room)')
+    expect(p.nextRound).toEqual({ round: 1, pool: [M[b], M[d]] })
+    expect(p.whyNot).toEqual(expect.arrayContaining([{ meshlet: M[b], reason: 'declined:no room' }]))
+  })
+
+  it('a meshlet with room later offers in the next round; candidates above it are asked first; it fills only what is missing', () => {
+    const w = workload({ replicas: 3 })
+    const [a, b, c, d] = order(w)
+    const round0 = [bid(w, a), bid(w, b, { decline: true }), bid(w, c), bid(w, d, { decline: true })]
+    const offered = place(build(commune(), [w], [...round0, bid(w, d, { round: 1, at: 9000 })]), w.stored.uri, T0 + 9500)!
+    expect(offered).toMatchObject({ phase: 'placing', round: 1, invited: [M[b]] })
+    expect(offered.selected.find((s) => s.meshlet === M[d])).toMatchObject({ round: 1, confirmed: false })
+    const done = place(build(commune(), [w], [...round0, bid(w, d, { round: 1, at: 9000 }), bid(w, b, { round: 1, decline: true, at: 9100 })]), w.stored.uri, T0 + 9500)!
+    expect(done).toMatchObject({ phase: 'placed', placed: 3, confirmed: [M[a], M[c], M[d]] })
+  })
+
+  it('a workload that nobody can run stays queued, then fails at its queue timeout with the reason', () => {
+    const w = workload({ resources: { cpuMillis: 512_000, memoryMiB: 64 }, queueTimeoutSeconds: 60 })
+    const queued = place(build(commune(), [w]), w.stored.uri, T0 + 1000)!
+    expect(queued).toMatchObject({ phase: 'queued', placed: 0, nextDeadline: T0 + 65_000 })
+    expect(queued.reason).toBe('1 replica(s) queued: no eligible meshlet (4 infeasible:cpu)')
+    const failed = place(build(commune(), [w]), w.stored.uri, T0 + 65_000)!
+    expect(failed).toMatchObject({ phase: 'failed', nextRound: null, reason: '1 replica(s) unplaced at the queue timeout: no eligible meshlet (4 infeasible:cpu)' })
+  })
+})
+
+describe('late joiners', () => {
+  it('a meshlet that came online after the workload was created ranks last and is not asked in round 0', () => {
+    const w = workload()
+    const before = order(w)
+    const late = before[0]
+    const recs = commune({ capacity: (i) => (i === late ? { onlineSince: iso(T0 + 10), updatedAt: iso(T0 + 10) } : { onlineSince: iso(T0 - 1e5) }) })
+    const p = place(build(recs, [w]), w.stored.uri, T0 + 20)!
+    expect(p.candidates.at(-1)).toMatchObject({ did: M[late], late: true })
+    expect(p.invited).toEqual([M[before[1]]])
+  })
+})
+
+describe('finality and loss', () => {
   const HB = 60_000 // heartbeatSeconds in commune()
-  // meshlet 1 stops heartbeating right after the workload is placed on it
-  const lossAt = T0 - 1000 + 3 * HB
-  const roundBid = (w: Rec, meshlet: number, round: number, at: number) => bid(w, meshlet, { round, at: at - T0 })
+  const lossAt = T0 - 1000 + 3 * HB + 5000 // meshlet heartbeat at T0 - 1000, plus the skew allowance
+  const freshBut = (gone: number) => (i: number) => (i === gone ? {} : { updatedAt: iso(lossAt + 10 * HB) })
 
-  it('replaces the replica of a meshlet whose heartbeat expired, excluding it, keeping survivors', () => {
-    const w = workload({ replicas: 2 }, 0)
-    const base = build(commune(), [w], [bid(w, 0), bid(w, 1)])
-    expect(place(base, w.stored.uri, T0 + 500)!.selected.map((s) => s.meshlet).sort()).toEqual([M[0], M[1]].sort())
-    // everyone but meshlet 1 keeps heartbeating
-    const fresh = (i: number) => (i === 1 ? {} : { updatedAt: iso(lossAt + 10 * HB) })
-    const s = build(commune({ capacity: fresh }), [w], [bid(w, 0), bid(w, 1)])
+  it('a lost meshlet’s replica goes to the next candidate in the same round; the survivor keeps its own', () => {
+    const w = workload({ replicas: 2 })
+    const [a, b, c] = order(w)
+    const recs = [bid(w, a), bid(w, b), status(w, a, 'running'), status(w, b, 'running')]
+    const s = build(commune({ capacity: freshBut(b) }), [w], recs)
     const before = place(s, w.stored.uri, lossAt - 1)!
-    expect(before.round).toBe(0)
-    expect(before.nextDeadline).toBe(lossAt)
-    const open = place(s, w.stored.uri, lossAt + 10)!
-    expect(open).toMatchObject({ round: 1, closed: false, opensAt: lossAt })
-    expect(open.candidates.map((c) => c.did)).not.toContain(M[1])
-    expect(open.candidates.map((c) => c.did)).not.toContain(M[0]) // a survivor, and no packing
-    expect(open.selected).toEqual([{ meshlet: M[0], replicas: 1 }])
-    expect(open.invited).toHaveLength(1)
-    const replacement = M.indexOf(open.invited[0])
-    const s2 = build(commune({ capacity: fresh }), [w], [bid(w, 0), bid(w, 1), roundBid(w, replacement, 1, lossAt + 100)])
-    const done = place(s2, w.stored.uri, lossAt + 200)!
-    expect(done).toMatchObject({ round: 1, closed: true, placed: 2 })
-    expect(done.selected).toEqual([{ meshlet: M[0], replicas: 1 }, { meshlet: M[replacement], replicas: 1 }])
-    // a round-1 bid dated before the loss does not count
-    const early = build(commune({ capacity: fresh }), [w], [bid(w, 0), bid(w, 1), roundBid(w, replacement, 1, lossAt - 5)])
-    expect(place(early, w.stored.uri, lossAt + 200)!.rejected.map((r) => r.reason)).toContain('before-window')
+    expect(before).toMatchObject({ phase: 'placed', confirmed: [M[a], M[b]], nextDeadline: lossAt })
+    const lost = place(s, w.stored.uri, lossAt)!
+    expect(lost).toMatchObject({ phase: 'placing', invited: [M[c]], confirmed: [M[a]] })
+    expect(lost.whyNot).toContainEqual({ meshlet: M[b], reason: 'lost:heartbeat-expired' })
+    const replaced = place(build(commune({ capacity: freshBut(b) }), [w], [...recs, bid(w, c, { at: lossAt - T0 + 10 })]), w.stored.uri, lossAt + 20)!
+    expect(replaced).toMatchObject({ phase: 'placed', confirmed: [M[a], M[c]] })
   })
 
-  it('a meshlet that could not run its replica is replaced at once', () => {
-    const w = workload({}, 1)
-    const failed = rec('commune.scheduler.workloadStatus', M[1], 'st-0', {
-      workload: { uri: w.stored.uri, cid: w.stored.cid },
-      replica: 0,
-      state: 'failed',
-      message: 'image not present and could not be pulled',
-      updatedAt: iso(T0 + 1500),
-    })
-    const p = place(build(commune(), [w], [bid(w, 1), failed]), w.stored.uri, T0 + 1600)!
-    expect(p).toMatchObject({ round: 1, opensAt: T0 + 1500, placed: 0 })
-    expect(p.candidates.map((c) => c.did)).not.toContain(M[1])
+  it('a meshlet that could not run its replica is replaced at once, not at its next heartbeat', () => {
+    const w = workload()
+    const [a, b] = order(w)
+    const p = place(build(commune(), [w], [bid(w, a), status(w, a, 'failed')]), w.stored.uri, T0 + 1600)!
+    expect(p).toMatchObject({ phase: 'placing', placed: 0, invited: [M[b]] })
+    expect(p.whyNot).toContainEqual({ meshlet: M[a], reason: 'lost:could-not-run' })
   })
 
-  it('a finished replica is never re-placed, whatever its meshlet does later', () => {
-    const w = workload({}, 1)
-    const succeeded = rec('commune.scheduler.workloadStatus', M[1], 'st-0', {
-      workload: { uri: w.stored.uri, cid: w.stored.cid },
-      replica: 0,
-      state: 'succeeded',
-      exitCode: 0,
-      updatedAt: iso(T0 + 1500),
-    })
-    const p = place(build(commune(), [w], [bid(w, 1), succeeded]), w.stored.uri, T0 + 10 * 3 * HB)!
-    expect(p).toMatchObject({ round: 0, placed: 1, nextDeadline: null })
+  it('a finished replica is never placed again, whatever happens later to its meshlet, the cluster or the ranking', () => {
+    const w = workload()
+    const [a] = order(w)
+    for (const st of [status(w, a, 'succeeded', { exitCode: 0 }), status(w, a, 'failed', { exitCode: 3 }), status(w, a, 'stopped')]) {
+      // a's heartbeat long expired and a's owner dropped from every cluster
+      const recs = commune({ lists: [[], [], [], []].map((l, i) => (i === a ? [0, 1, 2, 3].filter((j) => j !== a) : l)), capacity: (i) => (i === a ? { updatedAt: iso(T0 - 1e6) } : {}) })
+      const p = place(build(recs, [w], [bid(w, a), st]), w.stored.uri, T0 + 1e7)!
+      expect(p).toMatchObject({ phase: 'placed', placed: 1, invited: [] })
+      expect(p.selected).toEqual([expect.objectContaining({ meshlet: M[a], finished: 1, replicas: 0 })])
+    }
   })
 
-  it('a lost meshlet that comes back regains its place; the replacement yields', () => {
-    const w = workload({}, 1)
-    const replacementBid = (i: number) => roundBid(w, i, 1, lossAt + 100)
-    const gone = build(commune({ capacity: (i) => (i === 1 ? {} : { updatedAt: iso(lossAt + HB) }) }), [w], [bid(w, 1), replacementBid(0)])
-    expect(place(gone, w.stored.uri, lossAt + 5000)!.selected).toEqual([{ meshlet: M[0], replicas: 1 }])
-    // meshlet 1 heartbeats again: its loss moves later, round 1 never opened by then
-    const back = build(commune({ capacity: (i) => ({ updatedAt: iso(i === 1 ? lossAt + 4000 : lossAt + HB) }) }), [w], [bid(w, 1), replacementBid(0)])
-    expect(place(back, w.stored.uri, lossAt + 5000)!.selected).toEqual([{ meshlet: M[1], replicas: 1 }])
+  it('a running replica keeps its meshlet when the ranking changes later (a bigger machine appears)', () => {
+    const w = workload({ replicas: 2 })
+    const [a, b, c] = order(w)
+    const recs = [bid(w, a), bid(w, b), status(w, a, 'running'), status(w, b, 'running')]
+    const bigger = commune({ capacity: (i) => (i === c ? { total: { cpuMillis: 64_000, memoryMiB: 65_536 }, allocatable: { cpuMillis: 64_000, memoryMiB: 65_536 } } : {}) })
+    expect(order(w, bigger).slice(0, 2)).toEqual([a, c])
+    const p = place(build(bigger, [w], recs), w.stored.uri, T0 + 2000)!
+    expect(p).toMatchObject({ phase: 'placed', confirmed: [M[a], M[b]], invited: [] })
+    expect(p.selected.map((s) => s.via)).toEqual(['held', 'held'])
+  })
+
+  it('a status without an offer holds nothing: a forged or foreign `running` places nobody', () => {
+    const w = workload()
+    const [a, b] = order(w)
+    const p = place(build(commune(), [w], [status(w, b, 'running'), status(w, a, 'succeeded', { exitCode: 0 })]), w.stored.uri, T0 + 2000)!
+    expect(p).toMatchObject({ placed: 0, invited: [M[a]] })
+  })
+
+  it('a lost meshlet that comes back without restarting regains its place; the replacement is no longer selected', () => {
+    const w = workload()
+    const [a, b] = order(w)
+    const recs = [bid(w, a), status(w, a, 'running'), bid(w, b, { at: lossAt - T0 + 10 }), status(w, b, 'running', { at: lossAt - T0 + 20 })]
+    const gone = place(build(commune({ capacity: freshBut(a) }), [w], recs), w.stored.uri, lossAt + 100)!
+    expect(gone.confirmed).toEqual([M[b]])
+    const back = place(build(commune({ capacity: () => ({ updatedAt: iso(lossAt + 50) }) }), [w], recs), w.stored.uri, lossAt + 100)!
+    expect(back.confirmed).toEqual([M[a]])
+    expect(back.whyNot).toContainEqual({ meshlet: M[b], reason: 'not-needed' })
   })
 })

@@ -18,7 +18,7 @@ const id = 'commune.scheduler.bid'
 export interface Main {
   $type: 'commune.scheduler.bid'
   workload: ComAtprotoRepoStrongRef.Main
-  /** 0 for the first placement; a re-placement round excludes meshlets lost in earlier rounds. */
+  /** 0 for the first placement. A later round opens only after the previous one settled short of replicas, by an offer from a meshlet that now has room; it fills only what the earlier rounds could not. */
   round: number
   /** Higher wins. Recomputed by every meshlet from public records; this value is informative. */
   score: number

@@ -30,6 +30,8 @@ export interface Main {
   encryptionKey?: string
   /** True while the meshlet takes no new work. */
   draining?: boolean
+  /** When this meshlet's current run of heartbeats began (its daemon started). A meshlet that came online after a workload was created ranks after those that were there (docs/protocol.md, late joiners). */
+  onlineSince?: string
   /** How often this record is refreshed. */
   heartbeatSeconds?: number
   updatedAt: string

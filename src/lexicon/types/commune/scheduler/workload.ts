@@ -32,8 +32,10 @@ export interface Main {
   driver?: 'docker' | 'process' | (string & {})
   /** May several replicas run on one meshlet? Default false. */
   allowPacking?: boolean
-  /** How long after createdAt bids are accepted (by the bid's own createdAt). Default 3000. */
+  /** Deprecated and ignored since rounds close on answers, not on time (docs/protocol.md). Kept so older records stay valid. */
   bidWindowMs?: number
+  /** How long replicas that could not be placed stay queued (from createdAt) before the placement ends them as failed. Default 3600. */
+  queueTimeoutSeconds?: number
   /** Kill a replica that runs longer than this. */
   timeoutSeconds?: number
   /** Trust tier. a: run only, no network, read-only root (default). b: scoped writes, bridge network. c: full host access (only for a meshlet's own owner). */
