@@ -18,6 +18,7 @@ let alice: DevAccount
 let bob: DevAccount
 const children: ChildProcess[] = []
 let daemonOutput = ''
+const meshletOf: Record<string, string> = {}
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlet-cli-'))
 
 const ownerEnv = (a: DevAccount) => ({
@@ -53,6 +54,7 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
       const r = await cli([cmd, '--help'])
       expect(r.code, cmd).toBe(0)
       expect(r.stdout).toContain('Usage: meshlet')
+      if (cmd === 'status') expect(r.stdout).toContain('--why')
     }
     const bad = await cli(['frobnicate'])
     expect(bad.code).toBe(2)
@@ -116,6 +118,7 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
       expect(r.code, r.stderr).toBe(0)
       const out = JSON.parse(r.stdout)
       expect((await verifyLink(reader, owner.did, out.meshlet)).ok).toBe(true)
+      meshletOf[name] = out.meshlet
     }
     // two daemons, each naming the other's owner in cluster 'pair'
     for (const [name, other] of [['alice', bob], ['bob', alice]] as const) {
@@ -165,4 +168,105 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/unknown workload/)
   }, 240_000)
+
+  // The next tests use the two daemons started above (alice's and bob's meshlets, in one cluster).
+  const IMAGE = process.env.MESHLET_TEST_IMAGE ?? 'meshlet-test/busybox:latest'
+  const submit = async (name: string, body: Record<string, unknown>): Promise<string> => {
+    const r = await cli(['submit', spec(`${name}.json`, { name, image: IMAGE, command: ['sh', '-c', 'echo hi'], ...body }), '--json'], ownerEnv(alice))
+    expect(r.code, r.stderr).toBe(0)
+    return JSON.parse(r.stdout).uri
+  }
+  /** Polls `meshlet status URI --json` until its phase is `phase`. */
+  const phaseOf = async (uri: string, phase: string, timeoutMs = 90_000) => {
+    let last = ''
+    return waitFor(async () => {
+      const r = await cli(['status', uri, '--json'], ownerEnv(alice))
+      last = r.stdout + r.stderr
+      const body = r.code === 0 ? JSON.parse(r.stdout) : undefined
+      return body?.phase === phase ? body : undefined
+    }, { what: `${uri} ${phase}`, timeoutMs, intervalMs: 500 }).catch((err) => {
+      console.error(`last status: ${last}\ndaemons:\n${daemonOutput.slice(-4000)}`)
+      throw err
+    })
+  }
+  const started: string[] = []
+  const daemonsUp = () => {
+    if (children.length < 2 || !meshletOf.alice || !meshletOf.bob) throw new Error('needs the two daemons of the previous test')
+  }
+
+  it('more replicas than meshlets: queued with its reason in status, --json and the workload list', async () => {
+    daemonsUp()
+    const uri = await submit('three', { replicas: 3, resources: { cpu: 0.1, memory: '16Mi' } })
+    started.push(uri)
+    const body = await phaseOf(uri, 'queued')
+    expect(body).toMatchObject({ uri, phase: 'queued', placed: 2, wanted: 3 })
+    expect(body.reason).toMatch(/1 replica\(s\) queued: no meshlet with room/)
+    expect(body.selected.map((s: { meshlet: string }) => s.meshlet).sort()).toEqual([meshletOf.alice, meshletOf.bob].sort())
+    expect(Array.isArray(body.replicas)).toBe(true)
+    expect(body.whyNot).toEqual([])
+
+    const text = await cli(['status', uri], ownerEnv(alice))
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/^queued 2\/3: 1 replica\(s\) queued: no meshlet with room/m)
+    const why = await cli(['status', uri, '--why'], ownerEnv(alice))
+    expect(why.code, why.stderr).toBe(0)
+    for (const m of [meshletOf.alice, meshletOf.bob]) expect(why.stdout).toMatch(new RegExp(`^${m}  selected \\(round 0`, 'm'))
+
+    const all = await cli(['status'], ownerEnv(alice))
+    expect(all.code, all.stderr).toBe(0)
+    expect(all.stdout).toMatch(new RegExp(`^${uri} \\(three\\): .*queued 2/3`, 'm'))
+    const allJson = await cli(['status', '--json'], ownerEnv(alice))
+    expect(allJson.code, allJson.stderr).toBe(0)
+    expect(JSON.parse(allJson.stdout).find((w: { uri: string }) => w.uri === uri)).toMatchObject({ name: 'three', phase: 'queued', placed: 2, wanted: 3 })
+  }, 180_000)
+
+  it('--why lists each meshlet not taking a replica with its reason', async () => {
+    daemonsUp()
+    // only alice's meshlet is allowed: bob's is infeasible (not-allowed), the second replica is queued
+    const uri = await submit('only-alice', { replicas: 2, resources: { cpu: 0.1, memory: '16Mi' }, constraints: { meshlets: [meshletOf.alice] } })
+    started.push(uri)
+    const body = await phaseOf(uri, 'queued')
+    expect(body).toMatchObject({ placed: 1, wanted: 2 })
+    expect(body.whyNot).toEqual([{ meshlet: meshletOf.bob, reason: 'infeasible:not-allowed' }])
+    expect(body.reason).toMatch(/1 infeasible:not-allowed/)
+    const why = await cli(['status', uri, '--why'], ownerEnv(alice))
+    expect(why.code, why.stderr).toBe(0)
+    expect(why.stdout).toMatch(/^queued 1\/2: /m)
+    expect(why.stdout).toMatch(new RegExp(`^${meshletOf.bob}  infeasible:not-allowed$`, 'm'))
+    expect(why.stdout).toMatch(new RegExp(`^${meshletOf.alice}  selected \\(round 0`, 'm'))
+    // without --why, no per-meshlet lines
+    const plain = await cli(['status', uri], ownerEnv(alice))
+    expect(plain.stdout).not.toContain(`${meshletOf.bob}  `)
+  }, 180_000)
+
+  it('a workload too large for every meshlet is queued as infeasible:cpu, and failed after its queue timeout', async () => {
+    daemonsUp()
+    const huge = { replicas: 1, resources: { cpu: 1000, memory: '16Mi' } } // 1000 cores: more than any meshlet offers
+    const queued = await submit('huge', huge)
+    const timed = await submit('huge-short', { ...huge, queueTimeoutSeconds: 10 })
+    started.push(queued, timed)
+
+    const body = await phaseOf(queued, 'queued', 30_000)
+    expect(body).toMatchObject({ placed: 0, wanted: 1, selected: [] })
+    expect(body.reason).toMatch(/no eligible meshlet \(2 infeasible:cpu\)/)
+    expect(body.whyNot).toEqual(
+      [meshletOf.alice, meshletOf.bob].sort().map((meshlet) => ({ meshlet, reason: 'infeasible:cpu' })),
+    )
+    const why = await cli(['status', queued, '--why'], ownerEnv(alice))
+    expect(why.code, why.stderr).toBe(0)
+    expect(why.stdout).toMatch(/^queued 0\/1: 1 replica\(s\) queued: no eligible meshlet \(2 infeasible:cpu\)$/m)
+    for (const m of [meshletOf.alice, meshletOf.bob]) expect(why.stdout).toMatch(new RegExp(`^${m}  infeasible:cpu$`, 'm'))
+
+    // the short queue timeout ends it as failed, with the reason
+    const failed = await phaseOf(timed, 'failed', 90_000)
+    expect(failed.reason).toMatch(/1 replica\(s\) unplaced at the queue timeout: no eligible meshlet \(2 infeasible:cpu\)/)
+    const text = await cli(['status', timed], ownerEnv(alice))
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/^failed: 1 replica\(s\) unplaced at the queue timeout/m)
+    const all = await cli(['status'], ownerEnv(alice))
+    expect(all.stdout).toMatch(new RegExp(`^${timed} \\(huge-short\\): failed: `, 'm'))
+    expect(all.stdout).toMatch(new RegExp(`^${queued} \\(huge\\): queued 0/1: `, 'm'))
+
+    for (const uri of started) expect((await cli(['delete', uri], ownerEnv(alice))).code).toBe(0)
+  }, 180_000)
 })

@@ -4,7 +4,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import os from 'node:os'
 import path from 'node:path'
 import { CliError } from './errors.js'
-import type { OwnerLogin, OwnerSession as Session } from './owner.js'
+import type { OwnerLogin, OwnerSession as Session, WorkloadPlacement } from './owner.js'
+import type { Placement } from '../scheduler/placement.js'
 import { ConfigError } from '../daemon/config.js'
 import { waitFor } from '../util/time.js'
 
@@ -152,18 +153,35 @@ const commands: Record<string, Command> = {
     },
   },
   status: {
-    summary: 'show your workloads, or one workload\'s replicas',
-    usage: `meshlet status [URI]\n${OWNER_HELP}`,
-    options: OWNER_OPTS,
+    summary: 'show your workloads, or one workload\'s replicas and placement',
+    usage: `meshlet status [URI] [--why]
+  Replica states as the meshlets report them, and the placement (placing, placed,
+  queued or failed, with the reason), computed here from public records with the same
+  function the meshlets run.
+  --why              also list every meshlet not taking a replica, and why not
+                     (not linked, not a member, infeasible, stale heartbeat, declined,
+                     bid rejected, ...), and the selected meshlets' state
+${OWNER_HELP}`,
+    options: { ...OWNER_OPTS, why: { type: 'boolean' } },
     async run(v, [uri]) {
       const owner = await session(ownerLogin(v))
       if (uri) {
-        const replicas = await owner.statuses(uri)
-        return print(v, { uri, replicas }, () => (replicas.length ? replicas.map(fmtStatus).join('\n') : `${uri}: not placed yet`))
+        const wp = await owner.placement(uri)
+        return print(v, placementJson(wp), () => [...wp.replicas.map(fmtStatus), phaseLine(wp.placement), ...(v.why ? whyLines(wp) : [])].join('\n'))
       }
-      const view = await owner.view()
-      const list = await Promise.all((await owner.workloads()).map(async (w) => ({ uri: w.uri, name: w.record.name, replicas: await owner.statuses(w.uri, view) })))
-      print(v, list, () => list.map((w) => `${w.uri}${w.name ? ` (${w.name})` : ''}: ${w.replicas.map((r) => r.state).join(', ') || 'not placed'}`).join('\n') || 'no workloads')
+      const list = await owner.placements()
+      print(
+        v,
+        list.map((wp) => ({ name: wp.record.name, ...placementJson(wp) })),
+        () =>
+          list
+            .map((wp) => {
+              const states = wp.replicas.map((r) => r.state).join(', ')
+              const head = `${wp.uri}${wp.record.name ? ` (${wp.record.name})` : ''}: ${states ? `${states}; ` : ''}${phaseLine(wp.placement)}`
+              return [head, ...(v.why ? whyLines(wp).map((l) => `  ${l}`) : [])].join('\n')
+            })
+            .join('\n') || 'no workloads',
+      )
     },
   },
   logs: {
@@ -249,6 +267,52 @@ async function waitForFinish(owner: Session, uri: string, replicas: number) {
     },
     { timeoutMs: 10 * 60_000, intervalMs: 500, what: `${uri} to finish` },
   )
+}
+
+/** The placement in one line: placed 2/2, placing (waiting for answers from N meshlets), queued 1/3: why, failed: why. */
+function phaseLine(p: Placement): string {
+  switch (p.phase) {
+    case 'placed':
+      return `placed ${p.placed}/${p.wanted}`
+    case 'placing':
+      return `placing ${p.placed}/${p.wanted} (waiting for answers${p.invited.length ? ` from ${p.invited.length} meshlet${p.invited.length === 1 ? '' : 's'}` : ''})`
+    case 'queued':
+      return `queued ${p.placed}/${p.wanted}: ${p.reason}`
+    case 'failed':
+      return `failed: ${p.reason}`
+  }
+}
+
+/** One line per meshlet: the selected ones with their replicas' state, then every other one with why it takes no replica. */
+function whyLines(wp: WorkloadPlacement): string[] {
+  const p = wp.placement
+  const lines = p.selected.map((s) => {
+    const states = wp.replicas.filter((r) => r.meshlet === s.meshlet).map((r) => `#${r.replica} ${r.state}`)
+    const what = [s.replicas ? `${s.replicas} running or to run` : '', s.finished ? `${s.finished} finished` : ''].filter(Boolean).join(', ')
+    const when = s.confirmed ? '' : ', waiting for answers ranked above it'
+    return `${s.meshlet}  selected (round ${s.round}${when}): ${what}${states.length ? ` [${states.join(', ')}]` : ''}`
+  })
+  for (const w of p.whyNot) lines.push(`${w.meshlet}  ${w.reason}`)
+  for (const u of wp.unreadable) lines.push(`${u.meshlet}  unreadable: ${u.detail}`)
+  return lines.length ? lines : ['(no meshlet known: none of your meshlets is linked, and no cluster reaches another)']
+}
+
+function placementJson(wp: WorkloadPlacement) {
+  const p = wp.placement
+  return {
+    uri: wp.uri,
+    phase: p.phase,
+    placed: p.placed,
+    wanted: p.wanted,
+    reason: p.reason,
+    round: p.round,
+    queueDeadline: new Date(p.queueDeadline).toISOString(),
+    waitingFor: p.invited,
+    replicas: wp.replicas,
+    selected: p.selected,
+    whyNot: p.whyNot,
+    ...(wp.unreadable.length ? { unreadable: wp.unreadable } : {}),
+  }
 }
 
 function fmtStatus(r: { meshlet: string; replica: number; state: string; exitCode?: number; cpuMillis?: number; message?: string; placed?: number }): string {

@@ -9,7 +9,8 @@ import { RepoReader } from '../repo/reader.js'
 import { RepoWriter } from '../repo/writer.js'
 import { statusRecordKey } from '../scheduler/hash.js'
 import { clusterMembership, verifiedMeshlets, type MemberVerdict } from '../scheduler/membership.js'
-import { PublicState } from '../scheduler/state.js'
+import { place, type Placement } from '../scheduler/placement.js'
+import { PublicState, type Stored } from '../scheduler/state.js'
 import { Ingestor } from '../sync/ingest.js'
 import { silentLogger } from '../util/logger.js'
 import { seal } from '../util/x25519.js'
@@ -37,6 +38,16 @@ export interface ReplicaStatus {
   message?: string
   placed?: number
   updatedAt: string
+}
+
+/** A workload's placement as the meshlets compute it, with its replicas' status records. */
+export interface WorkloadPlacement {
+  uri: string
+  record: WorkloadRecord
+  placement: Placement
+  replicas: ReplicaStatus[]
+  /** Meshlets whose records could not be read: the placement lacks their bids and statuses. */
+  unreadable: { meshlet: string; detail: string }[]
 }
 
 export class OwnerSession {
@@ -102,11 +113,71 @@ export class OwnerSession {
   }
 
   async workload(uri: string): Promise<WorkloadRecord> {
+    return (await this.storedWorkload(uri)).record
+  }
+
+  private async storedWorkload(uri: string): Promise<Stored<WorkloadRecord>> {
     const at = parseWorkloadUri(uri)
     if (at.host !== this.did) throw new CliError(`${uri} is not one of your workloads (it lives in ${at.host})`)
     const res = await this.reader.get(this.did, COLLECTIONS.workload, at.rkey)
     if (!res.ok) throw new CliError(res.reason === 'missing' ? `unknown workload: ${uri}` : res.detail)
-    return res.value.record
+    return { uri: res.value.uri, cid: res.value.cid, did: this.did, rkey: res.value.rkey, record: res.value.record }
+  }
+
+  /**
+   * Where a workload stands, computed here with the same pure place() the meshlets run,
+   * from public records only: the view's links, clusters and capacities, the workload,
+   * and the bids and status records in every known meshlet's repo.
+   */
+  async placement(uri: string, known?: { state: PublicState }): Promise<WorkloadPlacement> {
+    const workload = await this.storedWorkload(uri)
+    const { state } = known ?? (await this.view())
+    return (await this.placeAll(state, [workload]))[0]
+  }
+
+  /** Placements of all this owner's workloads, from one view and one read of each meshlet's bids and statuses. */
+  async placements(known?: { state: PublicState }): Promise<WorkloadPlacement[]> {
+    const [{ state }, { records }] = await Promise.all([known ?? this.view(), this.reader.list(this.did, COLLECTIONS.workload)])
+    return this.placeAll(
+      state,
+      records.map((r) => ({ uri: r.uri, cid: r.cid, did: this.did, rkey: r.rkey, record: r.record })),
+    )
+  }
+
+  private async placeAll(state: PublicState, workloads: Stored<WorkloadRecord>[]): Promise<WorkloadPlacement[]> {
+    const uris = new Set(workloads.map((w) => w.uri))
+    for (const w of workloads) state.put(COLLECTIONS.workload, w)
+    const meshlets = knownMeshlets(state)
+    const unreadable: WorkloadPlacement['unreadable'] = []
+    const read = async <C extends typeof COLLECTIONS.bid | typeof COLLECTIONS.workloadStatus>(m: string, collection: C) => {
+      try {
+        return (await this.reader.list(m, collection)).records.map((r) => ({ uri: r.uri, cid: r.cid, did: m, rkey: r.rkey, record: r.record }))
+      } catch (err) {
+        unreadable.push({ meshlet: m, detail: `${collection}: ${(err as Error).message.split('\n')[0]}` })
+        return []
+      }
+    }
+    const replicas = new Map<string, ReplicaStatus[]>([...uris].map((u) => [u, []]))
+    await Promise.all(
+      meshlets.map(async (m) => {
+        const [bids, statuses] = await Promise.all([read(m, COLLECTIONS.bid), read(m, COLLECTIONS.workloadStatus)])
+        for (const b of bids) if (uris.has(b.record.workload.uri)) state.put(COLLECTIONS.bid, b)
+        // every finished status counts for fair share (the ranking), as it does on the meshlets
+        for (const s of statuses) {
+          state.put(COLLECTIONS.workloadStatus, s)
+          replicas.get(s.record.workload.uri)?.push(toReplicaStatus(m, s.record))
+        }
+      }),
+    )
+    const now = Date.now()
+    unreadable.sort((a, b) => cmp(a.meshlet, b.meshlet) || cmp(a.detail, b.detail))
+    return workloads.map((w) => ({
+      uri: w.uri,
+      record: w.record,
+      placement: place(state, w.uri, now)!,
+      replicas: replicas.get(w.uri)!.sort((a, b) => cmp(a.meshlet, b.meshlet) || a.replica - b.replica),
+      unreadable,
+    }))
   }
 
   async workloads(): Promise<{ uri: string; record: WorkloadRecord }[]> {
@@ -147,6 +218,17 @@ export function parseWorkloadUri(uri: string): AtUri {
   }
   if (at.collection !== COLLECTIONS.workload || !at.rkey) throw new CliError(`not a workload uri: ${uri}`)
   return at
+}
+
+/** Every meshlet the view knows of: capacity records, links, and owners' claims. */
+function knownMeshlets(state: PublicState): string[] {
+  const dids = new Set<string>([...state.capacities.keys(), ...state.meshletOwners.keys()])
+  for (const m of state.meshlets.values()) dids.add(m.record.meshlet)
+  return [...dids].sort()
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }
 
 function toReplicaStatus(meshlet: string, r: WorkloadStatusRecord): ReplicaStatus {

@@ -45,9 +45,15 @@ export interface Decision {
   answer?: AnswerAction
   start: number[]
   stop: StopAction[]
+  /**
+   * Replicas whose status says they run here but whose container is gone (the machine
+   * restarted): they are reported as could-not-run, so the placement moves them, rather
+   * than started again where another meshlet may already have replaced them.
+   */
+  vanished: number[]
 }
 
-const NOTHING: Decision = { start: [], stop: [] }
+const NOTHING: Decision = { start: [], stop: [], vanished: [] }
 
 export function decide(p: Placement | undefined, local: LocalView): Decision {
   const live = local.replicas.filter((r) => r.process !== 'none' || (r.status && !isEnded(r.status) && r.status.state !== 'scheduled'))
@@ -73,7 +79,9 @@ export function decide(p: Placement | undefined, local: LocalView): Decision {
   // an unconfirmed selection neither starts nor stops anything until the answers above it are in
   if (mine && !mine.confirmed) return NOTHING
   const run = new Set(pickReplicas(current, mine?.replicas ?? 0))
-  const start = [...run].filter((i) => (current.find((r) => r.replica === i)?.process ?? 'none') === 'none')
+  const idle = [...run].map((i) => current.find((r) => r.replica === i) ?? { replica: i, process: 'none' as const }).filter((r) => r.process === 'none')
+  const vanished = idle.filter((r) => r.status && isActive(r.status)).map((r) => r.replica)
+  const start = idle.filter((r) => !(r.status && isActive(r.status))).map((r) => r.replica)
   const why = !me ? `no longer eligible (${p.whyNot.find((w) => w.meshlet === local.did)?.reason ?? 'not a candidate'})` : (p.whyNot.find((w) => w.meshlet === local.did)?.reason.startsWith('lost:') ? 'this meshlet counts as lost for the workload' : 'another meshlet was selected')
   const stop: StopAction[] = []
   for (const r of current) {
@@ -83,7 +91,7 @@ export function decide(p: Placement | undefined, local: LocalView): Decision {
     const offered = r.status?.state === 'scheduled' && p.settled
     if (holds || offered) stop.push({ replica: r.replica, state: 'yielded', message: why })
   }
-  return { answer: undefined, start, stop }
+  return { answer: undefined, start, stop, vanished }
 }
 
 /** The replica indices to run: those already running first, then the lowest unfinished ones. */

@@ -343,21 +343,22 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   }
 
   const selected: Assignment[] = []
-  let remaining = w.replicas
+  // Every finished replica stays counted where it finished, even beyond replicas (a lost
+  // meshlet's copy that finished after its replacement did): what finished never moves.
+  const perMeshlet = w.allowPacking ? Infinity : 1
   for (const did of [...finished.keys()].sort()) {
-    const n = Math.min(finished.get(did)!, remaining)
-    remaining -= n
-    selected.push({ meshlet: did, replicas: 0, finished: n, round: offered.get(did) ?? 0, via: 'finished', confirmed: true })
+    selected.push({ meshlet: did, replicas: 0, finished: Math.min(finished.get(did)!, perMeshlet), round: offered.get(did) ?? 0, via: 'finished', confirmed: true })
   }
+  let remaining = Math.max(0, w.replicas - selected.reduce((n, s) => n + s.finished, 0))
   // Replicas that run keep their meshlets, earliest round first, then by rank.
   const holders = candidates
     .filter((c) => active.has(c.did) && offered.has(c.did) && !lost.has(c.did))
     .sort((a, b) => offered.get(a.did)! - offered.get(b.did)! || rank.get(a.did)! - rank.get(b.did)!)
   for (const c of holders) {
-    const take = Math.min(active.get(c.did)!, c.slots, remaining)
+    const done = selected.find((s) => s.meshlet === c.did)
+    const take = Math.min(active.get(c.did)!, c.slots - (done?.finished ?? 0), remaining)
     if (take <= 0) continue
     remaining -= take
-    const done = selected.find((s) => s.meshlet === c.did)
     if (done) Object.assign(done, { replicas: take, via: 'held' })
     else selected.push({ meshlet: c.did, replicas: take, finished: 0, round: offered.get(c.did)!, via: 'held', confirmed: true })
   }
@@ -452,7 +453,7 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   }
   for (const s of selected) whyNot.delete(s.meshlet)
 
-  const placed = selected.reduce((n, s) => n + s.replicas + s.finished, 0)
+  const placed = Math.min(w.replicas, selected.reduce((n, s) => n + s.replicas + s.finished, 0))
   const allAnswers = [...answers.values()].flatMap((m) => [...m.values()]).sort((a, b) => a.round - b.round || cmp(a.did, b.did))
   return {
     workload: { uri: workload.uri, cid: workload.cid, owner: workload.did },

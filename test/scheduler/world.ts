@@ -153,11 +153,11 @@ export const bidsArb = (meshlets: number) =>
   fc.array(
     fc.record({
       meshlet: fc.nat(meshlets - 1),
-      offsetMs: fc.integer({ min: -500, max: WINDOW + 1500 }),
+      offsetMs: fc.integer({ min: -500, max: 400_000 }),
       decline: fc.boolean(),
       slots: fc.integer({ min: 1, max: 4 }),
       wrongCid: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
-      round: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) }),
+      round: fc.oneof({ weight: 8, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.constant(2) }),
       rkey: fc.stringMatching(/^3k[a-z2-7]{11}$/),
     }),
     { maxLength: 14 },
@@ -171,5 +171,35 @@ export function bidRecord(world: World, b: BidSpec): Rec {
     ...(b.slots > 1 ? { slots: b.slots } : {}),
     ...(b.decline ? { decline: true } : {}),
     createdAt: iso(T0 + b.offsetMs),
+  })
+}
+
+export interface StatusSpec {
+  meshlet: number
+  replica: number
+  state: 'scheduled' | 'running' | 'succeeded' | 'failed' | 'stopped' | 'yielded'
+  exitCode: boolean
+  offsetMs: number
+}
+
+export const statusesArb = (meshlets: number) =>
+  fc.array(
+    fc.record({
+      meshlet: fc.nat(meshlets - 1),
+      replica: fc.integer({ min: 0, max: 2 }),
+      state: fc.constantFrom('scheduled' as const, 'running' as const, 'succeeded' as const, 'failed' as const, 'stopped' as const, 'yielded' as const),
+      exitCode: fc.boolean(),
+      offsetMs: fc.integer({ min: 0, max: 400_000 }),
+    }),
+    { maxLength: 6 },
+  )
+
+export function statusRecord(world: World, s: StatusSpec): Rec {
+  return rec('commune.scheduler.workloadStatus', world.meshlets[s.meshlet], `st${s.replica}`, {
+    workload: { uri: world.workload.stored.uri, cid: world.workload.stored.cid },
+    replica: s.replica,
+    state: s.state,
+    ...(s.exitCode && (s.state === 'failed' || s.state === 'succeeded') ? { exitCode: s.state === 'failed' ? 1 : 0 } : {}),
+    updatedAt: iso(T0 + s.offsetMs),
   })
 }
