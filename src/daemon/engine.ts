@@ -202,9 +202,9 @@ export class PlacementEngine {
       this.o.logger.info({ uri, replica: s.replica, state: s.state, why: s.message }, 'replica stopped')
     }
     if (!workload || !p) return
-    for (const i of d.vanished) {
-      this.write([this.statusWrite({ uri: workload.uri, cid: workload.cid }, i, 'failed', { message: 'the container was gone when this meshlet came back; the replica moves elsewhere', finishedAt: this.iso() })])
-      this.o.logger.warn({ uri, replica: i }, 'replica vanished; reported as could-not-run')
+    for (const c of d.cannotRun) {
+      this.write([this.statusWrite({ uri: workload.uri, cid: workload.cid }, c.replica, 'failed', { message: `could not run: ${c.message}`, finishedAt: this.iso() })])
+      this.o.logger.warn({ uri, replica: c.replica, why: c.message }, 'cannot run a selected replica; reported so it moves elsewhere')
     }
     for (const i of d.start) this.startReplica(workload, p, i)
   }
@@ -446,7 +446,7 @@ export class PlacementEngine {
 
   /** Stops a workload's replicas here on request (XRPC deleteWorkload): final, never re-placed. */
   async stopWorkload(uri: string, message: string): Promise<void> {
-    await this.exclusive(() => this.apply(uri, undefined, undefined, { start: [], vanished: [], stop: this.localReplicas(uri).map((r) => ({ replica: r.replica, state: 'stopped', message })) }))
+    await this.exclusive(() => this.apply(uri, undefined, undefined, { start: [], cannotRun: [], stop: this.localReplicas(uri).map((r) => ({ replica: r.replica, state: 'stopped', message })) }))
     await this.o.outbox.flush()
   }
 

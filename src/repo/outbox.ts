@@ -2,7 +2,8 @@
 // fails (PDS 5xx, network error, rate limit) stays in SQLite and is retried with
 // backoff, across restarts, until the PDS takes it. Writes queued together go out in
 // one applyWrites commit; a later put of the same record replaces one not yet sent,
-// except that a finished status is never replaced by an unfinished one.
+// except that a finished status is never replaced by an unfinished one of the same
+// workload version (not even while the finished one is being sent).
 import type { Logger } from 'pino'
 import { TID } from '@atproto/common-web'
 import type { LocalDb } from '../db/index.js'
@@ -81,21 +82,23 @@ export class Outbox {
     this.o.db.tx(() => {
       for (const w of writes) {
         const json = JSON.stringify(w.record)
-        const prev = this.inFlight.has(`${w.collection}/${w.rkey}`) ? undefined : (find.get(w.collection, w.rkey) as { seq: number; json: string } | undefined)
+        const prev = find.get(w.collection, w.rkey) as { seq: number; json: string } | undefined
         if (!prev) {
           insert.run(w.collection, w.rkey, json)
           continue
         }
-        const before = (JSON.parse(prev.json) as { state?: string }).state ?? ''
-        const after = (w.record as { state?: string }).state ?? ''
-        if (FINISHED.has(before) && !FINISHED.has(after)) continue
-        replace.run(json, prev.seq)
+        // the rule holds for a version being sent too: it is not written yet
+        if (!supersedes(JSON.parse(prev.json), w.record)) continue
+        // one being sent stays as it is (its batch is deleted once written): the newer version queues behind it
+        if (this.inFlight.has(prev.seq)) insert.run(w.collection, w.rkey, json)
+        else replace.run(json, prev.seq)
       }
     })
     this.kick()
   }
 
-  private inFlight = new Set<string>()
+  /** Rows of the batch being sent now. */
+  private inFlight = new Set<number>()
 
   /** Writes what is due now; resolves when this attempt is over (written or scheduled for retry). */
   flush(): Promise<void> {
@@ -129,13 +132,24 @@ export class Outbox {
   }
 
   private async attempt(): Promise<void> {
-    if (this.closed || this.now() < this.retryAt) return
+    if (this.closed) return
+    if (this.now() < this.retryAt) {
+      // a timer may fire a little before retryAt by this clock (timers and Date.now() tick
+      // apart); without a new timer nothing would be written until the next enqueue
+      this.kick()
+      return
+    }
     const batch = this.pending().slice(0, this.o.maxBatch ?? 100)
     if (batch.length === 0) return
-    // one write per record in a commit: the newest wins
-    const newest = new Map(batch.map((e) => [`${e.collection}/${e.rkey}`, e]))
+    // one write per record in a commit: the newest wins (a finished status stays finished)
+    const newest = new Map<string, OutboxEntry>()
+    for (const e of batch) {
+      const key = `${e.collection}/${e.rkey}`
+      const prev = newest.get(key)
+      if (!prev || supersedes(prev.record, e.record)) newest.set(key, e)
+    }
     const entries = [...newest.values()]
-    for (const e of entries) this.inFlight.add(`${e.collection}/${e.rkey}`)
+    for (const e of batch) this.inFlight.add(e.seq)
     const writes: Write[] = entries.map((e) => ({ op: 'put', collection: e.collection, rkey: e.rkey, record: e.record }))
     try {
       const results = await this.o.writer.applyWrites(writes)
@@ -186,6 +200,18 @@ export class Outbox {
     this.timer = undefined
     await this.flushing
   }
+}
+
+/**
+ * Whether a later put may replace an earlier version of the same record: not an
+ * unfinished status over a finished one of the same workload version (a new version of
+ * the workload starts a fresh status under the same key).
+ */
+function supersedes(before: unknown, after: unknown): boolean {
+  const b = before as { state?: string; workload?: { cid?: string } }
+  const a = after as { state?: string; workload?: { cid?: string } }
+  if (b.workload?.cid !== a.workload?.cid) return true
+  return !(FINISHED.has(b.state ?? '') && !FINISHED.has(a.state ?? ''))
 }
 
 function isPermanent(e: { status?: number }): boolean {

@@ -46,14 +46,19 @@ export interface Decision {
   start: number[]
   stop: StopAction[]
   /**
-   * Replicas whose status says they run here but whose container is gone (the machine
-   * restarted): they are reported as could-not-run, so the placement moves them, rather
-   * than started again where another meshlet may already have replaced them.
+   * Replicas this meshlet is selected for but cannot run, reported as could-not-run (a
+   * failed status without an exit code) so the placement moves them at once: a container
+   * that was gone when the meshlet came back (rather than starting it again where another
+   * meshlet may already have replaced it), or an offer that stood unselected, was
+   * withdrawn and is chosen again when the room is taken.
    */
-  vanished: number[]
+  cannotRun: { replica: number; message: string }[]
 }
 
-const NOTHING: Decision = { start: [], stop: [], vanished: [] }
+/** The lexicon's bound on a bid's round. */
+const MAX_ROUND = 1000
+
+const NOTHING: Decision = { start: [], stop: [], cannotRun: [] }
 
 export function decide(p: Placement | undefined, local: LocalView): Decision {
   const live = local.replicas.filter((r) => r.process !== 'none' || (r.status && !isEnded(r.status) && r.status.state !== 'scheduled'))
@@ -71,8 +76,11 @@ export function decide(p: Placement | undefined, local: LocalView): Decision {
   if (me && p.invited.includes(local.did) && !answered(p.round)) {
     return { ...NOTHING, answer: answerFor(p, p.round, me.score, me.slots, local, current) }
   }
-  if (me && p.phase === 'queued' && p.nextRound?.pool.includes(local.did) && !local.refuse && local.room > 0 && !answered(p.nextRound.round)) {
-    return { ...NOTHING, answer: answerFor(p, p.nextRound.round, me.score, me.slots, local, current) }
+  if (me && p.phase === 'queued' && p.nextRound?.pool.includes(local.did) && !local.refuse && local.room > 0) {
+    // the first round from which no answer of ours stands (an earlier offer round may have lapsed)
+    let round = p.nextRound.round
+    while (answered(round)) round++
+    if (round <= MAX_ROUND) return { ...NOTHING, answer: answerFor(p, round, me.score, me.slots, local, current) }
   }
 
   const mine = p.selected.find((s) => s.meshlet === local.did)
@@ -80,8 +88,16 @@ export function decide(p: Placement | undefined, local: LocalView): Decision {
   if (mine && !mine.confirmed) return NOTHING
   const run = new Set(pickReplicas(current, mine?.replicas ?? 0))
   const idle = [...run].map((i) => current.find((r) => r.replica === i) ?? { replica: i, process: 'none' as const }).filter((r) => r.process === 'none')
-  const vanished = idle.filter((r) => r.status && isActive(r.status)).map((r) => r.replica)
-  const start = idle.filter((r) => !(r.status && isActive(r.status))).map((r) => r.replica)
+  const cannotRun = idle.filter((r) => r.status && isActive(r.status)).map((r) => ({ replica: r.replica, message: 'its container was gone when this meshlet came back' }))
+  const start: number[] = []
+  // an offer's `scheduled` status reserved its room; a replica without one needs free room now
+  let room = local.room
+  for (const r of idle) {
+    if (r.status && isActive(r.status)) continue
+    if (r.status?.state === 'scheduled' && r.status.workload.cid === p.workload.cid) start.push(r.replica)
+    else if (room-- > 0) start.push(r.replica)
+    else cannotRun.push({ replica: r.replica, message: 'selected on an earlier offer, but its room is taken now' })
+  }
   const why = !me ? `no longer eligible (${p.whyNot.find((w) => w.meshlet === local.did)?.reason ?? 'not a candidate'})` : (p.whyNot.find((w) => w.meshlet === local.did)?.reason.startsWith('lost:') ? 'this meshlet counts as lost for the workload' : 'another meshlet was selected')
   const stop: StopAction[] = []
   for (const r of current) {
@@ -91,7 +107,7 @@ export function decide(p: Placement | undefined, local: LocalView): Decision {
     const offered = r.status?.state === 'scheduled' && p.settled
     if (holds || offered) stop.push({ replica: r.replica, state: 'yielded', message: why })
   }
-  return { answer: undefined, start, stop, vanished }
+  return { answer: undefined, start, stop, cannotRun }
 }
 
 /** The replica indices to run: those already running first, then the lowest unfinished ones. */
@@ -111,8 +127,9 @@ function pickReplicas(replicas: LocalReplica[], count: number): number[] {
 function answerFor(p: Placement, round: number, score: number, maxSlots: number, local: LocalView, replicas: LocalReplica[]): AnswerAction {
   const reason = local.refuse ?? (local.room === 0 ? 'no room' : undefined)
   if (reason) return { round, accept: false, slots: 0, score, reason, scheduled: [] }
-  const slots = Math.max(1, Math.min(local.room, maxSlots))
-  const open = Math.max(1, Math.min(slots, p.wanted - p.placed))
+  // offer no more than is missing; every slot offered is reserved by its `scheduled` status,
+  // so the others see all that this offer may take as soon as they see the offer
+  const slots = Math.max(1, Math.min(local.room, maxSlots, p.wanted - p.placed))
   const busy = new Set(replicas.filter((r) => r.process !== 'none' || (r.status && isActive(r.status))).map((r) => r.replica))
-  return { round, accept: true, slots, score, scheduled: pickReplicas(replicas, open + busy.size).filter((i) => !busy.has(i)) }
+  return { round, accept: true, slots, score, scheduled: pickReplicas(replicas, slots + busy.size).filter((i) => !busy.has(i)) }
 }

@@ -18,8 +18,12 @@ export const HEARTBEAT_MISSES = 3
 export const DEFAULT_HEARTBEAT_SECONDS = 300
 /** Owner and meshlet clocks may differ by this much; every comparison of a signed time with a clock allows it. */
 export const DEFAULT_SKEW_MS = 5000
-/** Fair share counts replicas that finished this long before the workload was created, so late statuses cannot reorder a ranking. */
-export const FAIR_SHARE_SETTLE_MS = 60_000
+/**
+ * Records older than this (by their own timestamps) are taken to have reached every
+ * meshlet: fair share counts replicas that finished this long before a workload was
+ * created, so a status still in flight somewhere cannot reorder a ranking.
+ */
+export const SETTLE_MS = 60_000
 export const DEFAULT_QUEUE_TIMEOUT_SECONDS = 3600
 
 export interface PlacementOptions {
@@ -110,7 +114,7 @@ export interface Placement {
   selected: Assignment[]
   /** Meshlets that may run their replicas now. */
   confirmed: string[]
-  /** When queued: the round a meshlet with room may open by offering, and who may. */
+  /** When queued: the first round a meshlet with room may open by offering (any later one it has not answered will do), and who may. */
   nextRound: { round: number; pool: string[] } | null
   /** For queued or failed: why replicas have no meshlet, in one line. */
   reason: string | null
@@ -137,7 +141,7 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
   const w = workload.record
   const createdAt = Date.parse(w.createdAt)
   const skew = opts.skewMs ?? DEFAULT_SKEW_MS
-  const balance = balances(state, createdAt - FAIR_SHARE_SETTLE_MS)
+  const balance = balances(state, createdAt - SETTLE_MS)
   const out: (Candidate & { tie: string; since: number })[] = []
   const excluded = new Map<string, WhyNot>()
   for (const did of knownMeshlets(state)) {
@@ -174,7 +178,7 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
       via,
       slots: maxSlots(w, r),
       score: score(w, owner === workload.did, balance.get(owner) ?? 0, r.total.cpuMillis, r.total.memoryMiB),
-      // no skew allowance here: it would only widen the moment in which a newcomer ranks above a started replica
+      // no margin: a meshlet acts only on its own view, which always holds its own latest capacity record
       late: since > createdAt,
       tie: rendezvous(workload.uri, did),
       since,
@@ -334,12 +338,18 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   }
 
   const finished = new Map<string, number>()
+  // A meshlet with a running replica holds every replica it has not ended (those it is
+  // still starting included: their statuses may be a moment behind the first one).
+  const running = new Set<string>()
   const active = new Map<string, number>()
   for (const s of state.statusesFor(workload.uri)) {
     if (s.record.workload.cid !== workload.cid) continue
     // finality: a finished replica stays finished whatever happens to its meshlet's eligibility
     if (isFinal(s.record) && offeredEver.has(s.did) && verifiedOwner(state, s.did)) finished.set(s.did, (finished.get(s.did) ?? 0) + 1)
-    else if (isActive(s.record)) active.set(s.did, (active.get(s.did) ?? 0) + 1)
+    else if (isActive(s.record) || s.record.state === 'scheduled') {
+      active.set(s.did, (active.get(s.did) ?? 0) + 1)
+      if (isActive(s.record)) running.add(s.did)
+    }
   }
 
   const selected: Assignment[] = []
@@ -352,7 +362,7 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   let remaining = Math.max(0, w.replicas - selected.reduce((n, s) => n + s.finished, 0))
   // Replicas that run keep their meshlets, earliest round first, then by rank.
   const holders = candidates
-    .filter((c) => active.has(c.did) && offered.has(c.did) && !lost.has(c.did))
+    .filter((c) => running.has(c.did) && offered.has(c.did) && !lost.has(c.did))
     .sort((a, b) => offered.get(a.did)! - offered.get(b.did)! || rank.get(a.did)! - rank.get(b.did)!)
   for (const c of holders) {
     const done = selected.find((s) => s.meshlet === c.did)
@@ -405,10 +415,12 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
       invited = []
       break
     }
-    // short of replicas: the next round opens with an offer from a meshlet that now has room
+    // Short of replicas: the next round opens with an offer from a meshlet that now has
+    // room. Rounds after this one that hold no offer (only declines) are skipped.
     const nextPool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did))
-    const offers = nextPool.filter((c) => answers.get(round + 1)?.get(c.did)?.accept)
-    if (offers.length === 0) {
+    const poolDids = new Set(nextPool.map((c) => c.did))
+    const offerRounds = [...answers].filter(([r, m]) => r > round && [...m.values()].some((a) => a.accept && poolDids.has(a.did))).map(([r]) => r)
+    if (offerRounds.length === 0) {
       settled = true
       invited = []
       phase = now >= queueDeadline + skew ? 'failed' : 'queued'
@@ -418,7 +430,7 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
       }
       break
     }
-    round++
+    round = Math.min(...offerRounds)
   }
 
   // why each known meshlet takes no replica
