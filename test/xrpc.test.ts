@@ -24,8 +24,8 @@ beforeAll(async () => {
   reader = new RepoReader(net.idResolver)
   ;[alice, bob, carol] = await Promise.all(['alice', 'bob', 'carol'].map((n) => addMember(net, n)))
   await formCluster('c', [alice, bob])
-  aliceMeshlet = await startMeshlet(net, alice, { port: 0, bidWindowMs: 2000 })
-  bobMeshlet = await startMeshlet(net, bob, { port: 0, bidWindowMs: 2000, resources: { cpuMillis: 100, memoryMiB: 64 } })
+  aliceMeshlet = await startMeshlet(net, alice, { port: 0 })
+  bobMeshlet = await startMeshlet(net, bob, { port: 0, resources: { cpuMillis: 100, memoryMiB: 64 } })
   // bob's workload is too large for bob's meshlet, so it lands on alice's
   const res = await bob.owner.writer.create(COLLECTIONS.workload, {
     $type: COLLECTIONS.workload,

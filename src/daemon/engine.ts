@@ -406,6 +406,8 @@ export class PlacementEngine {
           this.onReplicaExit(info.state === 'failed' ? { ...info, state: 'exited', exitCode: info.exitCode ?? -1 } : info)
         } else {
           this.processes.set(key, { uri: f.workloadUri, replica: f.replica, state: 'running' })
+          // started just before a crash, before its `running` was recorded
+          if (status.state === 'scheduled') this.write([this.statusWrite(status.workload, f.replica, 'running', { startedAt: info.startedAt ?? this.iso() })])
         }
       }
       let vanished = 0
@@ -453,7 +455,7 @@ export class PlacementEngine {
   /** Records a pause or resume of local replicas. */
   async setPaused(uri: string, paused: boolean): Promise<void> {
     for (const s of this.ownStatuses(uri)) {
-      if (isEnded(s.record) || s.record.state === 'scheduled') continue
+      if (isEnded(s.record)) continue
       if (paused) await this.o.driver?.pause?.(uri, s.record.replica)
       else await this.o.driver?.resume?.(uri, s.record.replica)
       this.write([this.statusWrite(s.record.workload, s.record.replica, paused ? 'paused' : 'running')])

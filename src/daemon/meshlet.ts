@@ -119,7 +119,12 @@ export class Meshlet {
     const members = await formation.bootstrap()
     await meshlet.loadOwnRecords()
     await meshlet.reconcile()
-    await meshlet.publishCapacity()
+    // a PDS that refuses writes at start costs the heartbeat, not the daemon: retried soon
+    await meshlet.publishCapacity().catch((err) => {
+      logger.warn({ err: err.message }, 'first heartbeat failed; retrying')
+      const retry = setInterval(() => void meshlet.publishCapacity().then(() => clearInterval(retry), () => undefined), 5000)
+      retry.unref()
+    })
     logger.info({ did, restored, members: members.filter((m) => m.verified).map((m) => m.owner) }, 'meshlet up')
     engine.markAllDirty()
     const hb = (cfg.heartbeatSeconds ?? 300) * 1000

@@ -77,7 +77,9 @@ export class RepoWriter {
         return { uri: r?.uri ?? `at://${this.did}/${op.collection}/${op.rkey}`, cid: r?.cid }
       })
     } catch (err) {
-      if (!writes.some((w) => w.op === 'put')) throw err
+      // only a wrong create-or-update guess is worth a second try; an outage or a rate
+      // limit would just be paid twice
+      if (!writes.some((w) => w.op === 'put') || !isWrongGuess(err)) throw err
       results = []
       for (const op of ops) results.push(await this.writeOne(op))
     }
@@ -118,4 +120,14 @@ export class RepoWriter {
     })
     return { uri: res.data.uri, cid: res.data.cid }
   }
+}
+
+/**
+ * The PDS may have refused the batch for a wrong guess: a create of an existing record or
+ * an update of a missing one, which its repo tree reports as a bare 500. A rate limit, a
+ * gateway error or a dropped connection is not retried here (the outbox retries later).
+ */
+function isWrongGuess(err: unknown): boolean {
+  const status = (err as { status?: number }).status
+  return status === 400 || status === 500
 }
