@@ -157,7 +157,10 @@ export function simulate(cfg: SimConfig): SimResult {
     publish(i, m.did, 'commune.scheduler.capacity', { uri: `at://${m.did}/commune.scheduler.capacity/self`, cid: cid(`${m.did}${t}hb`), did: m.did, rkey: 'self', record }, t)
     m.lastHb = t
   }
-  ms.forEach((_, i) => heartbeat(i, T0 - 5000)) // heartbeats never lapse in transit: 10 s apart, delays under 16 s, expiry 35 s
+  // Every meshlet's capacity is known everywhere before work arrives (a daemon reads its members'
+  // records at startup), and heartbeats never lapse in transit: 10 s apart, delays under 16 s, expiry 35 s.
+  ms.forEach((_, i) => heartbeat(i, T0 - 20_000))
+  ms.forEach((_, i) => heartbeat(i, T0 - 5000))
 
   const workloads = cfg.workloads.map((w, k) => {
     const owner = owners[w.owner]
