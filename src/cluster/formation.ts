@@ -14,7 +14,8 @@
 // cluster records and capacity, and follows their PDSes. It stops there: the owners
 // that those second-hop meshlets list are not fetched (no transitive crawl).
 import type { Logger } from 'pino'
-import { COLLECTIONS, type Collection } from '../records/index.js'
+import { COLLECTIONS, type Collection, type WorkloadStatusRecord } from '../records/index.js'
+import { isFinal } from '../scheduler/replica.js'
 import type { RepoReader } from '../repo/reader.js'
 import { clusterMembership, listedOwners, type MemberVerdict } from '../scheduler/membership.js'
 import type { PublicState } from '../scheduler/state.js'
@@ -166,6 +167,8 @@ export class ClusterFormation {
       this.load(meshlet, COLLECTIONS.meshletOwner),
       this.load(meshlet, COLLECTIONS.cluster),
       this.load(meshlet, COLLECTIONS.capacity),
+      // fair-share history: the finished replicas it served, so every meshlet ranks by the same balances
+      this.load(meshlet, COLLECTIONS.workloadStatus, (r) => isFinal(r as WorkloadStatusRecord) && ((r as WorkloadStatusRecord).cpuMillis ?? 0) > 0),
     ])
     // Found while running, possibly on a PDS we only now follow: its bids and statuses
     // for workloads we already know may predate our subscription.

@@ -141,8 +141,7 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
   const w = workload.record
   const createdAt = Date.parse(w.createdAt)
   const skew = opts.skewMs ?? DEFAULT_SKEW_MS
-  const balance = balances(state, createdAt - SETTLE_MS)
-  const out: (Candidate & { tie: string; since: number })[] = []
+  const out: (Candidate & { tie: string; since: number; total: { cpuMillis: number; memoryMiB: number } })[] = []
   const excluded = new Map<string, WhyNot>()
   for (const did of knownMeshlets(state)) {
     const cap = state.capacities.get(did)
@@ -177,19 +176,23 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
       owner,
       via,
       slots: maxSlots(w, r),
-      score: score(w, owner === workload.did, balance.get(owner) ?? 0, r.total.cpuMillis, r.total.memoryMiB),
+      score: 0,
+      total: r.total,
       // no margin: a meshlet acts only on its own view, which always holds its own latest capacity record
       late: since > createdAt,
       tie: rendezvous(workload.uri, did),
       since,
     })
   }
+  // fair share from what the candidates themselves served and recorded (see balances)
+  const balance = balances(state, createdAt - SETTLE_MS, out.map((c) => c.did).sort())
+  for (const c of out) c.score = score(w, c.via === 'own', balance.get(c.owner) ?? 0, c.total.cpuMillis, c.total.memoryMiB)
   out.sort((a, b) => {
     if (a.late !== b.late) return a.late ? 1 : -1
     if (a.late) return a.since - b.since || cmp(a.tie, b.tie) || cmp(a.did, b.did)
     return b.score - a.score || cmp(a.tie, b.tie) || cmp(a.did, b.did)
   })
-  return { candidates: out.map(({ tie: _t, since: _s, ...c }) => c), excluded }
+  return { candidates: out.map(({ tie: _t, since: _s, total: _total, ...c }) => c), excluded }
 }
 
 function knownMeshlets(state: PublicState): string[] {
