@@ -25,7 +25,16 @@ interface Result {
   p50Ms: number
   p99Ms: number
   placementsPerSec: number
+  /** Burst workloads every meshlet agreed on (placed, same selection), of those submitted. */
+  burstAgreed: number
+  burst: number
+  /** Repo records per placement (the owner's workload, then every meshlet bid and status), sequential and in the burst. */
   writesPerPlacement: number
+  burstWritesPerPlacement: number
+  /** Commits per placement, the same way (a bid and its status share one commit). */
+  commitsPerPlacement: number
+  /** Workloads for which more meshlets than replicas ever considered themselves confirmed: the goal is 0. */
+  overlaps: number
   floorHopMs: number
 }
 
@@ -65,7 +74,6 @@ async function run(n: number): Promise<Result> {
           dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'meshlet-bench-')),
           driver: 'none',
           resources: { cpuMillis: 256000, memoryMiB: 1048576 },
-          bidWindowMs: 3000,
         },
         { logger },
       ),
@@ -91,13 +99,16 @@ async function run(n: number): Promise<Result> {
   await hop.close()
   hopDb.close()
 
-  // Agreement: every meshlet has evaluated the workload to closed with the same selection.
+  // Agreement: every meshlet has evaluated the workload to placed with the same selection.
+  // Overlaps: a meshlet that, in its own view, was confirmed for a workload it did not end with.
   const finalAt = new Map<string, Map<string, { sel: string; at: number }>>()
+  const confirmedSelf = new Map<string, Set<string>>()
   daemons.forEach((d) => {
     d.ctx.engine.listeners.add((p: Placement) => {
-      if (!p.closed) return
+      if (p.confirmed.includes(d.did)) confirmedSelf.set(p.workload.uri, (confirmedSelf.get(p.workload.uri) ?? new Set()).add(d.did))
+      if (p.phase !== 'placed') return
       const byDaemon = finalAt.get(p.workload.uri) ?? new Map()
-      const sel = JSON.stringify(p.selected)
+      const sel = JSON.stringify(p.selected.map((s) => [s.meshlet, s.replicas + s.finished]))
       if (byDaemon.get(d.did)?.sel !== sel) byDaemon.set(d.did, { sel, at: performance.now() })
       finalAt.set(p.workload.uri, byDaemon)
     })
@@ -115,10 +126,12 @@ async function run(n: number): Promise<Result> {
     command: ['true'],
     resources: { cpuMillis: 100, memoryMiB: 64 },
     replicas: 1,
-    bidWindowMs: 3000,
     createdAt: nowIso(),
   })
-  const commitsBefore = daemons.reduce((s, d) => s + d.ctx.writer.commits, 0)
+  const opsNow = () => daemons.reduce((s, d) => s + d.ctx.writer.ops, 0)
+  const commitsNow = () => daemons.reduce((s, d) => s + d.ctx.writer.commits, 0)
+  const commitsBefore = commitsNow()
+  const opsBefore = opsNow()
 
   const latencies: number[] = []
   for (let i = 0; i < SEQUENTIAL; i++) {
@@ -132,6 +145,8 @@ async function run(n: number): Promise<Result> {
     latencies.push((at ?? deadline) - (t0 + (committed - t0) / 2))
   }
 
+  await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
+  const opsAfterSequential = opsNow()
   const t0 = performance.now()
   const burst = await Promise.all(
     Array.from({ length: BURST }, (_, i) => members[i % n].owner.writer.create(COLLECTIONS.workload, spec())),
@@ -141,8 +156,10 @@ async function run(n: number): Promise<Result> {
   const burstMs = Math.max(...burst.map((r) => agreedAt(r.uri) ?? deadline)) - t0
   await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
   await sleep(200)
-  const meshletCommits = daemons.reduce((s, d) => s + d.ctx.writer.commits, 0) - commitsBefore
+  const meshletCommits = commitsNow() - commitsBefore
   const placements = SEQUENTIAL + BURST
+  const burstAgreed = burst.filter((r) => agreedAt(r.uri) !== undefined).length
+  const overlaps = [...confirmedSelf.values()].filter((s) => s.size > 1).length
 
   await Promise.all(daemons.map((d) => d.close()))
   await net.close()
@@ -150,9 +167,14 @@ async function run(n: number): Promise<Result> {
     meshlets: n,
     p50Ms: round1(quantile(latencies, 0.5)),
     p99Ms: round1(quantile(latencies, 0.99)),
-    placementsPerSec: round1((BURST * 1000) / burstMs),
-    // the owner's workload write plus every meshlet commit (bids and statuses)
-    writesPerPlacement: round1(1 + meshletCommits / placements),
+    placementsPerSec: round1((burstAgreed * 1000) / burstMs),
+    burstAgreed,
+    burst: BURST,
+    // the owner's workload record plus every meshlet record (bids and statuses); bound: 1 + 2 x replicas
+    writesPerPlacement: round1(1 + (opsAfterSequential - opsBefore) / SEQUENTIAL),
+    burstWritesPerPlacement: round1(1 + (opsNow() - opsAfterSequential) / BURST),
+    commitsPerPlacement: round1(1 + meshletCommits / placements),
+    overlaps,
     floorHopMs: round1(quantile(hops, 0.5)),
   }
 }
@@ -160,7 +182,10 @@ async function run(n: number): Promise<Result> {
 const results: Result[] = []
 for (const n of [3, 10]) {
   const r = await run(n)
-  console.error(`meshlets=${n}: p50 ${r.p50Ms} ms (floor hop ${r.floorHopMs} ms, ${round1(r.p50Ms / (2 * r.floorHopMs))}x two hops), ${r.placementsPerSec}/s, ${r.writesPerPlacement} writes/placement`)
+  console.error(
+    `meshlets=${n}: p50 ${r.p50Ms} ms (floor hop ${r.floorHopMs} ms, ${round1(r.p50Ms / (2 * r.floorHopMs))}x two hops), burst ${r.burstAgreed}/${r.burst} agreed at ${r.placementsPerSec}/s, ` +
+      `${r.writesPerPlacement} records/placement (burst ${r.burstWritesPerPlacement}), ${r.commitsPerPlacement} commits/placement, ${r.overlaps} overlaps`,
+  )
   results.push(r)
 }
 console.log(JSON.stringify(results))

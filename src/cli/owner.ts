@@ -9,7 +9,7 @@ import { RepoReader } from '../repo/reader.js'
 import { RepoWriter } from '../repo/writer.js'
 import { statusRecordKey } from '../scheduler/hash.js'
 import { clusterMembership, verifiedMeshlets, type MemberVerdict } from '../scheduler/membership.js'
-import { place, type Placement } from '../scheduler/placement.js'
+import { place, rankCandidates, type Placement } from '../scheduler/placement.js'
 import { PublicState, type Stored } from '../scheduler/state.js'
 import { Ingestor } from '../sync/ingest.js'
 import { silentLogger } from '../util/logger.js'
@@ -100,8 +100,11 @@ export class OwnerSession {
     const names = Object.keys(spec.secrets)
     if (names.length) {
       const { state } = await this.view()
-      const keys = [...state.capacities.values()].filter((c) => c.record.encryptionKey)
-      if (keys.length === 0) throw new CliError('no meshlet in your clusters publishes an encryption key; cannot seal secrets')
+      // sealed only to the meshlets that could be asked to run it (the very ranking the meshlets compute), never to a mere neighbour of a neighbour
+      const draft = { uri: `at://${this.did}/${COLLECTIONS.workload}/draft`, cid: '', did: this.did, rkey: 'draft', record: { ...record, createdAt: new Date().toISOString() } }
+      const candidates = new Set(rankCandidates(state, draft).candidates.map((c) => c.did))
+      const keys = [...state.capacities.values()].filter((c) => c.record.encryptionKey && candidates.has(c.did))
+      if (keys.length === 0) throw new CliError('no meshlet that could run this workload publishes an encryption key; cannot seal secrets')
       record.secrets = keys.flatMap((c) =>
         names.map((name) => ({ name, meshlet: c.did, ciphertext: seal(c.record.encryptionKey!, spec.secrets[name]) })),
       )
