@@ -74,7 +74,7 @@ describe('a restarted meshlet resumes from its cursor', () => {
     daemons.set('carol', restarted)
     // it caught up through the cursor: the workloads published while it was down are known
     for (const w of [...before, ...during]) {
-      await waitFor(() => selection(restarted, w.uri) === selection(alice, w.uri), { what: `carol agrees on ${w.uri}` })
+      await waitFor(() => selection(alice, w.uri) && selection(restarted, w.uri) === selection(alice, w.uri), { what: `carol agrees on ${w.uri}`, timeoutMs: 30_000 })
     }
     expect(restarted.ctx.db.getCursor(restarted.ctx.ingestor.sources()[0])).toBeGreaterThan(cursorBefore!)
     // and repeated nothing: one bid per workload at most, and no new bid or status writes
@@ -83,9 +83,9 @@ describe('a restarted meshlet resumes from its cursor', () => {
     const perWorkload = new Map<string, number>()
     for (const b of carolBids) perWorkload.set(b.record.workload.uri, (perWorkload.get(b.record.workload.uri) ?? 0) + 1)
     expect([...perWorkload.values()].every((n) => n === 1)).toBe(true)
-    // the capacity heartbeat, and its one answer to the workload that waited for it (bid and status, one commit)
-    expect(JSON.parse(selection(alice, during[0].uri)!)[0].meshlet).toBe(carol.meshlet.did)
-    expect(restarted.ctx.writer.ops).toBeLessThanOrEqual(3)
-    expect(restarted.ctx.writer.commits).toBeLessThanOrEqual(2)
+    // carol came back after her own workload was created: a late joiner for it, she is no
+    // longer awaited, the next candidate takes it, and carol wrote her heartbeat only
+    expect(JSON.parse(selection(alice, during[0].uri)!)[0].meshlet).not.toBe(carol.meshlet.did)
+    expect(restarted.ctx.writer.ops).toBe(1)
   })
 })

@@ -11,7 +11,7 @@ import { Outbox, type OutboxEntry } from '../repo/outbox.js'
 import { decide, type Decision, type LocalReplica } from '../scheduler/decide.js'
 import { statusRecordKey } from '../scheduler/hash.js'
 import { place, type Placement, type PlacementOptions } from '../scheduler/placement.js'
-import { isEnded, type StatusState } from '../scheduler/replica.js'
+import { isActive, isEnded, type StatusState } from '../scheduler/replica.js'
 import type { PublicState, Stored } from '../scheduler/state.js'
 import type { RecordChange } from '../sync/ingest.js'
 import { BoundedPool } from '../util/pool.js'
@@ -94,8 +94,16 @@ export class PlacementEngine {
     this.kick()
   }
 
+  /** Starts acting on changes (the daemon calls it once it has published its own heartbeat). */
+  start(): void {
+    this.started = true
+    this.markAllDirty()
+  }
+
+  private started = false
+
   private kick(): void {
-    if (this.running || this.closed) return
+    if (this.running || this.closed || !this.started) return
     this.running = true
     // Coalesce a burst of firehose events into one pass.
     setImmediate(() => void this.drain())
@@ -156,7 +164,9 @@ export class PlacementEngine {
   /** What this meshlet knows of its own replicas of a workload: statuses and processes. */
   private localReplicas(uri: string): LocalReplica[] {
     const out = new Map<number, LocalReplica>()
-    for (const s of this.ownStatuses(uri)) out.set(s.record.replica, { replica: s.record.replica, status: s.record, process: 'none' })
+    // without a driver nothing runs here but the record: an active status is all there is
+    const bare = (r: WorkloadStatusRecord) => (!this.o.driver && isActive(r) ? 'running' : 'none')
+    for (const s of this.ownStatuses(uri)) out.set(s.record.replica, { replica: s.record.replica, status: s.record, process: bare(s.record) })
     for (const p of this.processes.values()) {
       if (p.uri !== uri) continue
       const r = out.get(p.replica) ?? { replica: p.replica, process: 'none' }

@@ -126,7 +126,8 @@ export class Meshlet {
       retry.unref()
     })
     logger.info({ did, restored, members: members.filter((m) => m.verified).map((m) => m.owner) }, 'meshlet up')
-    engine.markAllDirty()
+    // only now: before its new heartbeat (onlineSince) is out, it would answer as the meshlet it was before the restart
+    engine.start()
     const hb = (cfg.heartbeatSeconds ?? 300) * 1000
     meshlet.heartbeat = setInterval(() => void meshlet.publishCapacity().catch((err) => logger.warn({ err: err.message }, 'heartbeat failed')), hb)
     meshlet.heartbeat.unref()

@@ -170,7 +170,10 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
       excluded.set(did, `infeasible:${infeasible}`)
       continue
     }
-    const since = r.onlineSince ? Date.parse(r.onlineSince) : -Infinity
+    let since = r.onlineSince ? Date.parse(r.onlineSince) : -Infinity
+    // a meshlet that answered round 0 before it last came online was there when asked: a
+    // restart does not cost it its place (its own signed bid and heartbeat say so)
+    if (since > createdAt && answeredBefore(state, workload, did, since)) since = -Infinity
     out.push({
       did,
       owner,
@@ -193,6 +196,10 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
     return b.score - a.score || cmp(a.tie, b.tie) || cmp(a.did, b.did)
   })
   return { candidates: out.map(({ tie: _t, since: _s, total: _total, ...c }) => c), excluded }
+}
+
+function answeredBefore(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string, since: number): boolean {
+  return state.bidsFor(workload.uri).some((b) => b.did === meshlet && b.record.round === 0 && b.record.workload.cid === workload.cid && Date.parse(b.record.createdAt) < since)
 }
 
 function knownMeshlets(state: PublicState): string[] {
