@@ -392,8 +392,8 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   for (;;) {
     const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && (round > 0 || !c.late))
     const here = answers.get(round) ?? new Map<string, Answer>()
-    // In a later round only candidates above an offer are asked (to keep the ranking), in round 0 everyone in turn.
-    const lowestOffer = round === 0 ? Infinity : Math.max(-1, ...pool.filter((c) => here.get(c.did)?.accept).map((c) => rank.get(c.did)!))
+    // Every round asks its pool in turn, as round 0 does: a round can only end short once
+    // everyone in it has answered, so no offer still in flight can change it afterwards.
     invited = []
     let need = remaining
     let potential = 0
@@ -401,11 +401,11 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     for (const c of pool) {
       const a = here.get(c.did)
       if (!a) {
-        if (rank.get(c.did)! < lowestOffer && potential < remaining) {
+        if (potential < remaining) {
           invited.push(c.did)
           potential += c.slots
         }
-        if (need > 0 && rank.get(c.did)! < lowestOffer) unansweredAbove = true
+        if (need > 0) unansweredAbove = true
         continue
       }
       if (!a.accept || need <= 0) continue
@@ -416,7 +416,7 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
       potential += take
     }
     const chosen = selected.filter((s) => s.via === 'answer' && s.round === round)
-    const roundSettled = need === 0 ? chosen.every((s) => s.confirmed) : !unansweredAbove && (round > 0 || pool.every((c) => here.has(c.did)))
+    const roundSettled = need === 0 ? chosen.every((s) => s.confirmed) : pool.every((c) => here.has(c.did))
     remaining = need
     if (!roundSettled) break
     if (remaining === 0) {
