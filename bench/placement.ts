@@ -180,7 +180,7 @@ async function run(n: number): Promise<Result> {
 }
 
 const results: Result[] = []
-for (const n of [3, 10]) {
+for (const n of (process.env.BENCH_SIZES ?? "3,10").split(",").map(Number)) {
   const r = await run(n)
   console.error(
     `meshlets=${n}: p50 ${r.p50Ms} ms (floor hop ${r.floorHopMs} ms, ${round1(r.p50Ms / (2 * r.floorHopMs))}x two hops), burst ${r.burstAgreed}/${r.burst} agreed at ${r.placementsPerSec}/s, ` +

@@ -31,26 +31,33 @@ export class LocalDb {
     `)
   }
 
+  private statements = new Map<string, Database.Statement>()
+
+  /** A prepared statement, compiled once: every firehose event runs a few of these. */
+  statement(sql: string): Database.Statement {
+    let st = this.statements.get(sql)
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)))
+    return st
+  }
+
   getCursor(source: string): number | undefined {
-    const row = this.db.prepare('SELECT seq FROM cursor WHERE source = ?').get(source) as { seq: number } | undefined
+    const row = this.statement('SELECT seq FROM cursor WHERE source = ?').get(source) as { seq: number } | undefined
     return row?.seq
   }
 
   setCursor(source: string, seq: number): void {
-    this.db.prepare('INSERT INTO cursor (source, seq) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET seq = excluded.seq').run(source, seq)
+    this.statement('INSERT INTO cursor (source, seq) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET seq = excluded.seq').run(source, seq)
   }
 
   putRecord(row: StoredRow): void {
-    this.db
-      .prepare(
-        `INSERT INTO record (uri, collection, did, rkey, cid, json) VALUES (@uri, @collection, @did, @rkey, @cid, @json)
+    this.statement(
+      `INSERT INTO record (uri, collection, did, rkey, cid, json) VALUES (@uri, @collection, @did, @rkey, @cid, @json)
          ON CONFLICT(uri) DO UPDATE SET cid = excluded.cid, json = excluded.json`,
-      )
-      .run(row)
+    ).run(row)
   }
 
   deleteRecord(uri: string): void {
-    this.db.prepare('DELETE FROM record WHERE uri = ?').run(uri)
+    this.statement('DELETE FROM record WHERE uri = ?').run(uri)
   }
 
   allRecords(): StoredRow[] {
@@ -58,11 +65,11 @@ export class LocalDb {
   }
 
   get(key: string): string | undefined {
-    return (this.db.prepare('SELECT value FROM kv WHERE key = ?').get(key) as { value: string } | undefined)?.value
+    return (this.statement('SELECT value FROM kv WHERE key = ?').get(key) as { value: string } | undefined)?.value
   }
 
   set(key: string, value: string): void {
-    this.db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value)
+    this.statement('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value)
   }
 
   /** Runs fn in one transaction: a record and the cursor that delivered it land together. */

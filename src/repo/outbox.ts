@@ -58,7 +58,7 @@ export class Outbox {
 
   /** What waits to be written, oldest first (e.g. to believe it again after a restart). */
   pending(): OutboxEntry[] {
-    const rows = this.o.db.db.prepare('SELECT seq, collection, rkey, json, attempts FROM outbox ORDER BY seq').all() as {
+    const rows = this.o.db.statement('SELECT seq, collection, rkey, json, attempts FROM outbox ORDER BY seq').all() as {
       seq: number
       collection: Collection
       rkey: string
@@ -69,16 +69,15 @@ export class Outbox {
   }
 
   get depth(): number {
-    return (this.o.db.db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n
+    return (this.o.db.statement('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n
   }
 
   /** Queues puts to be written together; returns at once (the write happens in the background). */
   enqueue(writes: { collection: Collection; rkey: string; record: RecordTypes[Collection] }[]): void {
     if (writes.length === 0) return
-    const db = this.o.db.db
-    const find = db.prepare('SELECT seq, json FROM outbox WHERE collection = ? AND rkey = ? ORDER BY seq DESC LIMIT 1')
-    const insert = db.prepare('INSERT INTO outbox (collection, rkey, json) VALUES (?, ?, ?)')
-    const replace = db.prepare('UPDATE outbox SET json = ? WHERE seq = ?')
+        const find = this.o.db.statement('SELECT seq, json FROM outbox WHERE collection = ? AND rkey = ? ORDER BY seq DESC LIMIT 1')
+    const insert = this.o.db.statement('INSERT INTO outbox (collection, rkey, json) VALUES (?, ?, ?)')
+    const replace = this.o.db.statement('UPDATE outbox SET json = ? WHERE seq = ?')
     this.o.db.tx(() => {
       for (const w of writes) {
         const json = JSON.stringify(w.record)
@@ -153,7 +152,7 @@ export class Outbox {
     const writes: Write[] = entries.map((e) => ({ op: 'put', collection: e.collection, rkey: e.rkey, record: e.record }))
     try {
       const results = await this.o.writer.applyWrites(writes)
-      const del = this.o.db.db.prepare('DELETE FROM outbox WHERE seq = ?')
+      const del = this.o.db.statement('DELETE FROM outbox WHERE seq = ?')
       this.o.db.tx(() => batch.forEach((e) => del.run(e.seq)))
       this.failures = 0
       this.retryAt = 0
@@ -165,7 +164,7 @@ export class Outbox {
       this.stats.failedAttempts++
       if (isPermanent(e)) {
         // our own record refused as invalid: retrying cannot help; say so loudly and move on
-        const del = this.o.db.db.prepare('DELETE FROM outbox WHERE seq = ?')
+        const del = this.o.db.statement('DELETE FROM outbox WHERE seq = ?')
         this.o.db.tx(() => batch.forEach((x) => del.run(x.seq)))
         this.stats.dropped += batch.length
         this.o.logger.error({ err: e.message, status: e.status, writes: entries.map((x) => `${x.collection}/${x.rkey}`) }, 'the PDS refused our writes as invalid; dropped')
@@ -173,7 +172,7 @@ export class Outbox {
         this.failures++
         const delay = this.backoff(e)
         this.retryAt = this.now() + delay
-        const bump = this.o.db.db.prepare('UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?')
+        const bump = this.o.db.statement('UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?')
         this.o.db.tx(() => batch.forEach((x) => bump.run(x.seq)))
         this.o.onRetry?.(e, delay)
         this.o.logger.warn({ err: e.message, status: e.status, queued: this.depth, retryInMs: delay }, 'write failed; kept in the outbox')
