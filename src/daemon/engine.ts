@@ -6,6 +6,7 @@
 import type { Logger } from 'pino'
 import type { Driver, ReplicaInfo, ReplicaSpec } from '../executor/types.js'
 import { replicaKey } from '../executor/types.js'
+import { reconcile } from '../executor/reconcile.js'
 import { COLLECTIONS, type Collection, type RecordTypes, type Resources, type WorkloadRecord, type WorkloadStatusRecord } from '../records/index.js'
 import { Outbox, type OutboxEntry } from '../repo/outbox.js'
 import { decide, type Decision, type LocalReplica } from '../scheduler/decide.js'
@@ -15,6 +16,8 @@ import { isActive, isEnded, type StatusState } from '../scheduler/replica.js'
 import type { PublicState, Stored } from '../scheduler/state.js'
 import type { RecordChange } from '../sync/ingest.js'
 import { BoundedPool } from '../util/pool.js'
+import { replicaSpec } from './replica-spec.js'
+import { outcome, statusRecord } from './status-record.js'
 
 export type { StatusState }
 
@@ -299,22 +302,7 @@ export class PlacementEngine {
     state: StatusState,
     extra: Partial<WorkloadStatusRecord> = {},
   ): { collection: Collection; rkey: string; record: WorkloadStatusRecord } {
-    const prev = this.statusOf(workload.uri, replica)
-    const same = prev?.workload.cid === workload.cid
-    const record: WorkloadStatusRecord = {
-      // a new version of the workload starts a fresh record
-      ...(same ? prev : {}),
-      $type: COLLECTIONS.workloadStatus,
-      workload: { uri: workload.uri, cid: workload.cid },
-      replica,
-      round: extra.round ?? (same ? prev?.round : undefined) ?? 0,
-      state,
-      ...extra,
-      updatedAt: this.iso(),
-    }
-    if (state === 'scheduled' || state === 'running') {
-      for (const k of ['exitCode', 'finishedAt', 'message', 'cpuMillis', 'memoryPeakBytes', 'placed'] as const) if (!(k in extra)) delete record[k]
-    }
+    const record = statusRecord(this.statusOf(workload.uri, replica), workload, replica, state, extra, this.iso())
     return { collection: COLLECTIONS.workloadStatus, rkey: statusRecordKey(workload.uri, replica), record }
   }
 
@@ -328,45 +316,19 @@ export class PlacementEngine {
   }
 
   private specFor(workload: Stored<WorkloadRecord>, replica: number): ReplicaSpec {
-    const w = workload.record
-    return {
-      workloadUri: workload.uri,
-      replica,
-      meshletDid: this.o.did,
-      image: w.image,
-      command: w.command,
-      env: { ...Object.fromEntries((w.env ?? []).map((e) => [e.name, e.value])), ...this.openSecrets(w) },
-      cpuMillis: w.resources.cpuMillis,
-      memoryMiB: w.resources.memoryMiB,
-      storageMiB: w.resources.storageMiB,
-      gpus: w.resources.gpus,
-      tier: (w.tier as ReplicaSpec['tier']) ?? 'a',
-      timeoutSeconds: w.timeoutSeconds,
-    }
-  }
-
-  private openSecrets(w: WorkloadRecord): Record<string, string> {
-    const out: Record<string, string> = {}
-    for (const s of w.secrets ?? []) {
-      if (s.meshlet !== this.o.did || !this.o.openSecret) continue
+    return replicaSpec(workload, replica, this.o.did, (name, ciphertext) => {
       try {
-        out[s.name] = this.o.openSecret(s.ciphertext)
+        return this.o.openSecret?.(ciphertext)
       } catch {
-        this.o.logger.warn({ name: s.name }, 'a sealed secret did not open with our key; left out')
+        this.o.logger.warn({ name }, 'a sealed secret did not open with our key; left out')
+        return undefined
       }
-    }
-    return out
+    })
   }
 
   private finishedWrite(workload: { uri: string; cid: string }, info: ReplicaInfo) {
-    const ok = info.state === 'exited' && info.exitCode === 0
-    return this.statusWrite(workload, info.replica, ok ? 'succeeded' : 'failed', {
-      exitCode: clampExit(info.exitCode),
-      cpuMillis: Math.max(0, Math.round(info.cpuMillis ?? 0)),
-      memoryPeakBytes: Math.max(0, Math.round(info.memoryPeakBytes ?? 0)),
-      finishedAt: info.finishedAt ?? this.iso(),
-      ...(info.message ? { message: info.message.slice(0, 1000) } : {}),
-    })
+    const { state, extra } = outcome(info, this.iso())
+    return this.statusWrite(workload, info.replica, state, extra)
   }
 
   private onReplicaExit(info: ReplicaInfo): void {
@@ -384,41 +346,34 @@ export class PlacementEngine {
 
   /**
    * Matches what runs here (containers carrying our label) with what the engine tracks:
-   * adopts containers of replicas this meshlet holds, records outcomes of those that
-   * finished while nobody watched, and forgets containers that vanished. Then every
-   * workload is evaluated, which stops what the placement does not give us and starts
-   * what it does.
+   * adopts containers of replicas this meshlet has not ended, records outcomes of those
+   * that finished while nobody watched, removes orphans, and forgets containers that
+   * vanished. Then every workload is evaluated, which stops what the placement does not
+   * give us and starts what it does.
    */
   async reconcile(): Promise<{ adopted: number; removed: number; vanished: number }> {
     const driver = this.o.driver
     if (!driver) return { adopted: 0, removed: 0, vanished: 0 }
     return this.exclusive(async () => {
-      const found = await driver.listOwn(this.o.did)
-      const seen = new Set<string>()
-      let adopted = 0
-      let removed = 0
-      for (const f of found) {
-        const key = replicaKey(f.workloadUri, f.replica)
-        if (seen.has(key) || this.processes.get(key)?.state === 'starting') continue
-        seen.add(key)
+      const r = await reconcile(
+        driver,
+        this.o.did,
+        (f) => {
+          const workload = this.o.state.workloads.get(f.workloadUri)
+          const status = this.statusOf(f.workloadUri, f.replica)
+          return workload && status && !isEnded(status) ? this.specFor(workload, f.replica) : undefined
+        },
+        (f) => this.processes.get(replicaKey(f.workloadUri, f.replica))?.state === 'starting',
+      )
+      for (const info of r.finished) this.onReplicaExit(info.state === 'failed' ? { ...info, state: 'exited', exitCode: info.exitCode ?? -1 } : info)
+      const seen = new Set([...r.adopted, ...r.finished].map((i) => replicaKey(i.workloadUri, i.replica)))
+      for (const info of r.adopted) {
+        const key = replicaKey(info.workloadUri, info.replica)
         if (this.processes.has(key)) continue
-        const workload = this.o.state.workloads.get(f.workloadUri)
-        const status = this.statusOf(f.workloadUri, f.replica)
-        if (!workload || !status || isEnded(status)) {
-          // nothing we know of holds it: an orphan
-          await driver.stop(f.workloadUri, f.replica).catch(() => undefined)
-          removed++
-          continue
-        }
-        const info = await driver.adopt(this.specFor(workload, f.replica), f)
-        adopted++
-        if (info.state === 'exited' || info.state === 'failed') {
-          this.onReplicaExit(info.state === 'failed' ? { ...info, state: 'exited', exitCode: info.exitCode ?? -1 } : info)
-        } else {
-          this.processes.set(key, { uri: f.workloadUri, replica: f.replica, state: 'running' })
-          // started just before a crash, before its `running` was recorded
-          if (status.state === 'scheduled') this.write([this.statusWrite(status.workload, f.replica, 'running', { startedAt: info.startedAt ?? this.iso() })])
-        }
+        this.processes.set(key, { uri: info.workloadUri, replica: info.replica, state: 'running' })
+        // started just before a crash, before its `running` was recorded
+        const status = this.statusOf(info.workloadUri, info.replica)
+        if (status?.state === 'scheduled') this.write([this.statusWrite(status.workload, info.replica, 'running', { startedAt: info.startedAt ?? this.iso() })])
       }
       let vanished = 0
       for (const [key, p] of this.processes) {
@@ -428,7 +383,7 @@ export class PlacementEngine {
         }
       }
       this.markAllDirty()
-      return { adopted, removed, vanished }
+      return { adopted: r.adopted.length, removed: r.removed.length, vanished }
     })
   }
 
@@ -502,9 +457,4 @@ export class PlacementEngine {
     while (this.running) await new Promise((r) => setTimeout(r, 10))
     await this.starts.idle()
   }
-}
-
-function clampExit(code: number | undefined): number {
-  if (code === undefined || !Number.isFinite(code)) return -1
-  return Math.max(-1, Math.min(255, Math.trunc(code)))
 }

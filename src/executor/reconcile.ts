@@ -1,38 +1,44 @@
-// What should run (replicas this meshlet won and has not finished) against what runs
-// (containers carrying its label): adopt what belongs, remove orphans, start what is
-// missing, and never start anything twice.
+// What runs here (containers carrying this meshlet's label) against what the engine says
+// may run: adopt what belongs, remove what does not, and report what finished while
+// nobody watched. Nothing is started here: starting is the engine's decision (decide()),
+// so a container that vanished is never brought back behind the placement's back.
 import { replicaKey, type Driver, type ReplicaInfo, type ReplicaSpec } from './types.js'
 
 export interface Reconciled {
-  adopted: string[]
-  started: string[]
-  removed: string[]
-  /** desired replicas whose container had already exited: their outcome, to be recorded */
+  /** replicas adopted and still running */
+  adopted: ReplicaInfo[]
+  /** adopted replicas whose container had already exited: their outcome, to be recorded */
   finished: ReplicaInfo[]
+  /** keys of containers removed because nothing here holds them */
+  removed: string[]
 }
 
-export async function reconcile(driver: Driver, meshletDid: string, desired: ReplicaSpec[]): Promise<Reconciled> {
-  const want = new Map(desired.map((s) => [replicaKey(s.workloadUri, s.replica), s]))
-  const out: Reconciled = { adopted: [], started: [], removed: [], finished: [] }
+/**
+ * `keep` returns the spec of a found replica this meshlet still holds (to re-attach logs
+ * and exit watching), or undefined for an orphan. `skip` leaves a replica alone (one the
+ * engine is starting right now).
+ */
+export async function reconcile(
+  driver: Driver,
+  meshletDid: string,
+  keep: (found: ReplicaInfo) => ReplicaSpec | undefined,
+  skip: (found: ReplicaInfo) => boolean = () => false,
+): Promise<Reconciled> {
+  const out: Reconciled = { adopted: [], finished: [], removed: [] }
   const seen = new Set<string>()
   for (const found of await driver.listOwn(meshletDid)) {
     const key = replicaKey(found.workloadUri, found.replica)
-    const spec = want.get(key)
-    if (!spec || seen.has(key)) {
-      await driver.stop(found.workloadUri, found.replica)
+    if (skip(found)) continue
+    const spec = seen.has(key) ? undefined : keep(found)
+    if (!spec) {
+      await driver.stop(found.workloadUri, found.replica).catch(() => undefined)
       out.removed.push(key)
       continue
     }
     seen.add(key)
     const info = await driver.adopt(spec, found)
-    out.adopted.push(key)
     if (info.state === 'exited' || info.state === 'failed') out.finished.push(info)
-  }
-  for (const [key, spec] of want) {
-    if (seen.has(key)) continue
-    const info = await driver.start(spec)
-    out.started.push(key)
-    if (info.state === 'failed') out.finished.push(info)
+    else out.adopted.push(info)
   }
   return out
 }
