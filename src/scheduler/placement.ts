@@ -427,9 +427,10 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     }
     // Short of replicas: the next round opens with an offer from a meshlet that now has
     // room. Rounds after this one that hold no offer (only declines) are skipped.
+    // A round exists once anyone offered in it, even a meshlet that holds its replica by
+    // now: the others in it must still all answer before it may end short in turn.
     const nextPool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did))
-    const poolDids = new Set(nextPool.map((c) => c.did))
-    const offerRounds = [...answers].filter(([r, m]) => r > round && [...m.values()].some((a) => a.accept && poolDids.has(a.did))).map(([r]) => r)
+    const offerRounds = [...answers].filter(([r, m]) => r > round && [...m.values()].some((a) => a.accept)).map(([r]) => r)
     if (offerRounds.length === 0) {
       settled = true
       invited = []
