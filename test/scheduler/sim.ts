@@ -303,7 +303,7 @@ export function simulate(cfg: SimConfig): SimResult {
     if (cfg.adversary !== null && t === T0 + Math.floor(cfg.activeMs / STEP_MS) * STEP_MS + STEP_MS) {
       const a = cfg.adversary
       for (const w of ms[a].view.workloads.values()) {
-        for (let round = 0; round < 4; round++) {
+        for (let round = 0; round < 20; round++) {
           const rkey = `3ka${String(ms[a].bidSeq++).padStart(10, 'a')}`
           const record = { $type: 'commune.scheduler.bid', workload: { uri: w.uri, cid: w.cid }, round, score: 1, decline: true, createdAt: iso(t) }
           publish(a, ms[a].did, 'commune.scheduler.bid', { uri: `at://${ms[a].did}/commune.scheduler.bid/${rkey}`, cid: cid(`${rkey}${seq}`), did: ms[a].did, rkey, record }, t)
