@@ -35,6 +35,8 @@ export interface EngineOptions {
   isDraining: () => boolean
   /** Opens a secret sealed to this meshlet's key. */
   openSecret?: (ciphertext: string) => string
+  /** When this daemon came online (its capacity record's onlineSince). */
+  onlineSince: () => number
   /** Container starts (image pulls included) under way at once. */
   startConcurrency?: number
   now?: () => number
@@ -371,9 +373,11 @@ export class PlacementEngine {
         const key = replicaKey(info.workloadUri, info.replica)
         if (this.processes.has(key)) continue
         this.processes.set(key, { uri: info.workloadUri, replica: info.replica, state: 'running' })
-        // started just before a crash, before its `running` was recorded
+        // Re-asserted after a restart (a running status older than this daemon's onlineSince
+        // holds nothing), or started just before a crash, before its `running` was recorded.
         const status = this.statusOf(info.workloadUri, info.replica)
         if (status?.state === 'scheduled') this.write([this.statusWrite(status.workload, info.replica, 'running', { startedAt: info.startedAt ?? this.iso() })])
+        else if (status && isActive(status) && Date.parse(status.updatedAt) < this.o.onlineSince()) this.write([this.statusWrite(status.workload, info.replica, status.state as StatusState)])
       }
       let vanished = 0
       for (const [key, p] of this.processes) {

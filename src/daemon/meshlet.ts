@@ -107,6 +107,7 @@ export class Meshlet {
       isDraining: () => ctx.draining,
       openSecret: (c) => encryptionKey.open(c),
       allocatable: () => allocatable(ctx.total, undefined, [engine!.held()]),
+      onlineSince: () => Date.parse(onlineSince),
     })
     ctx.engine = engine
     const meshlet = new Meshlet(ctx, idResolver)
@@ -119,6 +120,8 @@ export class Meshlet {
     const members = await formation.bootstrap()
     await meshlet.loadOwnRecords()
     await meshlet.reconcile()
+    // replicas re-asserted by reconcile reach the firehose before the heartbeat that says we restarted
+    await Promise.race([outbox.drained(), new Promise((r) => setTimeout(r, 10_000))])
     // a PDS that refuses writes at start costs the heartbeat, not the daemon: retried soon
     await meshlet.publishCapacity().catch((err) => {
       logger.warn({ err: err.message }, 'first heartbeat failed; retrying')

@@ -198,6 +198,11 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
   return { candidates: out.map(({ tie: _t, since: _s, total: _total, ...c }) => c), excluded }
 }
 
+function onlineSince(state: PublicState, meshlet: string): number {
+  const since = state.capacities.get(meshlet)?.record.onlineSince
+  return since ? Date.parse(since) : -Infinity
+}
+
 function answeredBefore(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string, since: number): boolean {
   return state.bidsFor(workload.uri).some((b) => b.did === meshlet && b.record.round === 0 && b.record.workload.cid === workload.cid && Date.parse(b.record.createdAt) < since)
 }
@@ -358,7 +363,8 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     if (isFinal(s.record) && offeredEver.has(s.did) && verifiedOwner(state, s.did)) finished.set(s.did, (finished.get(s.did) ?? 0) + 1)
     else if (isActive(s.record) || s.record.state === 'scheduled') {
       active.set(s.did, (active.get(s.did) ?? 0) + 1)
-      if (isActive(s.record)) running.add(s.did)
+      // a restarted meshlet holds only what it re-asserted after it came back (its container survived)
+      if (isActive(s.record) && !(Date.parse(s.record.updatedAt) < onlineSince(state, s.did))) running.add(s.did)
     }
   }
 

@@ -277,7 +277,13 @@ export function simulate(cfg: SimConfig): SimResult {
     }
     for (const r of cfg.restarts) {
       if (t === T0 + Math.floor(r.atMs / STEP_MS) * STEP_MS && ms[r.meshlet].alive) {
-        ms[r.meshlet].onlineSince = t
+        const m = ms[r.meshlet]
+        m.onlineSince = t
+        // as the daemon does: re-assert the replicas whose containers survived, then the heartbeat
+        for (const p of m.procs.values()) {
+          const prev = statusOf(r.meshlet, p.uri, p.replica)
+          if (prev) putStatus(r.meshlet, prev.workload, p.replica, 'running', t, { round: prev.round })
+        }
         heartbeat(r.meshlet, t)
       }
     }
