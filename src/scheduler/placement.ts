@@ -171,9 +171,10 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
       continue
     }
     let since = r.onlineSince ? Date.parse(r.onlineSince) : -Infinity
-    // a meshlet that answered round 0 before it last came online was there when asked: a
-    // restart does not cost it its place (its own signed bid and heartbeat say so)
-    if (since > createdAt && answeredBefore(state, workload, did, since)) since = -Infinity
+    // A meshlet that answered round 0 shortly before it last came online was there when
+    // asked: a quick restart does not cost it its place. One that was away longer than its
+    // heartbeats allow may have been replaced meanwhile, and comes back as a late joiner.
+    if (since > createdAt && answeredBefore(state, workload, did, since - HEARTBEAT_MISSES * hb, since)) since = -Infinity
     out.push({
       did,
       owner,
@@ -203,8 +204,12 @@ function onlineSince(state: PublicState, meshlet: string): number {
   return since ? Date.parse(since) : -Infinity
 }
 
-function answeredBefore(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string, since: number): boolean {
-  return state.bidsFor(workload.uri).some((b) => b.did === meshlet && b.record.round === 0 && b.record.workload.cid === workload.cid && Date.parse(b.record.createdAt) < since)
+function answeredBefore(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string, from: number, until: number): boolean {
+  return state.bidsFor(workload.uri).some((b) => {
+    if (b.did !== meshlet || b.record.round !== 0 || b.record.workload.cid !== workload.cid) return false
+    const at = Date.parse(b.record.createdAt)
+    return at >= from && at < until
+  })
 }
 
 function knownMeshlets(state: PublicState): string[] {

@@ -59,3 +59,16 @@ export function waitForLine(child: ChildProcess, match: RegExp, timeoutMs = 60_0
     })
   })
 }
+
+/** Sends a signal to a child (a `meshlet run` daemon) and resolves when it has exited. */
+export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGINT', timeoutMs = 30_000): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`child ${child.pid} did not exit within ${timeoutMs} ms of ${signal}`)), timeoutMs)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      resolve(code)
+    })
+    child.kill(signal)
+  })
+}
