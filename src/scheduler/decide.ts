@@ -77,8 +77,9 @@ export function decide(p: Placement | undefined, local: LocalView): Decision {
     return { ...NOTHING, answer: answerFor(p, p.round, me.score, me.slots, local, current) }
   }
   if (me && p.phase === 'queued' && p.nextRound?.pool.includes(local.did) && !local.refuse && local.room > 0) {
-    // the first round from which no answer of ours stands (an earlier offer round may have lapsed)
-    let round = p.nextRound.round
+    // the first round from which no answer of ours stands (an earlier offer round may have
+    // lapsed); a late joiner only opens a fresh round
+    let round = me.late ? p.nextRound.late.round : p.nextRound.round
     while (answered(round)) round++
     if (round <= MAX_ROUND) return { ...NOTHING, answer: answerFor(p, round, me.score, me.slots, local, current) }
   }

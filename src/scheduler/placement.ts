@@ -115,7 +115,7 @@ export interface Placement {
   /** Meshlets that may run their replicas now. */
   confirmed: string[]
   /** When queued: the first round a meshlet with room may open by offering (any later one it has not answered will do), and who may. */
-  nextRound: { round: number; pool: string[] } | null
+  nextRound: { round: number; pool: string[]; late: { round: number; pool: string[] } } | null
   /** For queued or failed: why replicas have no meshlet, in one line. */
   reason: string | null
   queueDeadline: number
@@ -401,8 +401,10 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   let invited: string[] = []
   let nextRound: Placement['nextRound'] = null
   for (;;) {
-    const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && (round > 0 || !c.late))
     const here = answers.get(round) ?? new Map<string, Answer>()
+    // A late joiner takes part only in a round it answered itself (it offers into a fresh
+    // round): it is never awaited, so its arrival cannot reopen a round that ended short.
+    const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && (!c.late || (round > 0 && here.has(c.did))))
     // Every round asks its pool in turn, as round 0 does: a round can only end short once
     // everyone in it has answered, so no offer still in flight can change it afterwards.
     invited = []
@@ -447,7 +449,9 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
       invited = []
       phase = now >= queueDeadline + skew ? 'failed' : 'queued'
       if (phase === 'queued') {
-        nextRound = { round: round + 1, pool: nextPool.map((c) => c.did) }
+        // a late joiner offers into a round nobody has answered yet
+        const fresh = Math.max(round, ...answers.keys()) + 1
+        nextRound = { round: round + 1, pool: nextPool.map((c) => c.did), late: { round: fresh, pool: nextPool.filter((c) => c.late).map((c) => c.did) } }
         deadlines.push(queueDeadline + skew)
       }
       break

@@ -75,7 +75,8 @@ describe('a simulated commune (engine-level properties)', () => {
           }
         }
       }),
-      { numRuns: Number(process.env.SIM_RUNS ?? 60) },
+      // A fixed seed in CI, so a run is reproducible; SIM_SEED=random (and SIM_RUNS=…) to explore.
+      { numRuns: Number(process.env.SIM_RUNS ?? 60), ...(process.env.SIM_SEED === 'random' ? {} : { seed: Number(process.env.SIM_SEED ?? 20261124) }) },
     )
   }, 600_000)
 })

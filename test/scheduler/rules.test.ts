@@ -232,7 +232,7 @@ describe('queueing', () => {
     const p = place(s, w.stored.uri, T0 + 500)!
     expect(p).toMatchObject({ phase: 'queued', settled: true, placed: 2, wanted: 3, round: 0 })
     expect(p.reason).toBe('1 replica(s) queued: no meshlet with room (1 declined:draining, 1 declined:no room)')
-    expect(p.nextRound).toEqual({ round: 1, pool: [M[b], M[d]] })
+    expect(p.nextRound).toEqual({ round: 1, pool: [M[b], M[d]], late: { round: 1, pool: [] } })
     expect(p.whyNot).toEqual(expect.arrayContaining([{ meshlet: M[b], reason: 'declined:no room' }]))
   })
 
