@@ -316,6 +316,17 @@ export function simulate(cfg: SimConfig): SimResult {
         }
       }
     }
+    // and after that it answers like a meshlet that never has room: a decline whenever asked
+    if (cfg.adversary !== null && !active && t % 1000 === 0) {
+      const a = cfg.adversary
+      for (const w of ms[a].view.workloads.values()) {
+        const p = place(ms[a].view, w.uri, local(a, t))
+        if (!p?.invited.includes(ms[a].did)) continue
+        const rkey = `3ka${String(ms[a].bidSeq++).padStart(10, 'a')}`
+        const record = { $type: 'commune.scheduler.bid', workload: { uri: w.uri, cid: w.cid }, round: p.round, score: 1, decline: true, createdAt: iso(t) }
+        publish(a, ms[a].did, 'commune.scheduler.bid', { uri: `at://${ms[a].did}/commune.scheduler.bid/${rkey}`, cid: cid(`${rkey}${seq}`), did: ms[a].did, rkey, record }, t)
+      }
+    }
     if (cfg.adversary !== null && active && advRand() < 0.05) {
       const a = cfg.adversary
       const known = [...ms[a].view.workloads.values()]
