@@ -17,7 +17,7 @@ import { statusRecordKey } from '../src/scheduler/hash.js'
 import { place } from '../src/scheduler/placement.js'
 import { silentLogger } from '../src/util/logger.js'
 import { nowIso, waitFor } from '../src/util/time.js'
-import { addMember, formCluster, startNetwork, type Member } from './helpers/commune.js'
+import { addMember, formCluster, startNetwork, type Member, workloadRecord } from './helpers/commune.js'
 import { startMeshlet } from './helpers/daemons.js'
 import { startFlakyProxy, type FlakyProxy } from './helpers/flaky-proxy.js'
 
@@ -64,17 +64,7 @@ async function closeOutbox(outbox: Outbox): Promise<void> {
   db.close()
 }
 
-function workload(over: Partial<WorkloadRecord> = {}): WorkloadRecord {
-  return {
-    $type: COLLECTIONS.workload,
-    image: 'meshlet-test/busybox:latest',
-    command: ['echo', 'hi'],
-    resources: { cpuMillis: 500, memoryMiB: 256 },
-    replicas: 1,
-    createdAt: nowIso(),
-    ...over,
-  }
-}
+const workload = workloadRecord
 
 type Ref = { uri: string; cid: string }
 /** A well-formed cid of some other version of a record. */

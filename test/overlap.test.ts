@@ -17,7 +17,7 @@ import { RepoReader } from '../src/repo/reader.js'
 import { place, rankCandidates } from '../src/scheduler/placement.js'
 import { isEnded } from '../src/scheduler/replica.js'
 import { nowIso, waitFor } from '../src/util/time.js'
-import { addMember, setCluster, startNetwork, type Member } from './helpers/commune.js'
+import { addMember, setCluster, startNetwork, type Member, workloadRecord } from './helpers/commune.js'
 import { startMeshlet } from './helpers/daemons.js'
 
 const WAIT = { timeoutMs: 90_000 }
@@ -61,17 +61,7 @@ async function writeClusters(names: string[]): Promise<void> {
   )
 }
 
-function workload(over: Partial<WorkloadRecord> = {}): WorkloadRecord {
-  return {
-    $type: COLLECTIONS.workload,
-    image: 'meshlet-test/busybox:latest',
-    command: ['echo', 'hi'],
-    resources: { cpuMillis: 500, memoryMiB: 256 },
-    replicas: 1,
-    createdAt: nowIso(),
-    ...over,
-  }
-}
+const workload = workloadRecord
 
 /** The candidates a daemon sees for a fresh workload of `owner`, without writing one. */
 function seenCandidates(name: string, owner: string): string[] {

@@ -5,7 +5,7 @@ import { COLLECTIONS, type WorkloadRecord } from '../src/records/index.js'
 import { place } from '../src/scheduler/placement.js'
 import { statusRecordKey } from '../src/scheduler/hash.js'
 import { nowIso, sleep, waitFor } from '../src/util/time.js'
-import { addMember, formCluster, startNetwork, type Member } from './helpers/commune.js'
+import { addMember, formCluster, startNetwork, type Member, workloadRecord } from './helpers/commune.js'
 import { startMeshlet } from './helpers/daemons.js'
 
 let net: DevNetwork
@@ -30,17 +30,7 @@ afterAll(async () => {
   await net?.close()
 })
 
-function workload(over: Partial<WorkloadRecord> = {}): WorkloadRecord {
-  return {
-    $type: COLLECTIONS.workload,
-    image: 'meshlet-test/busybox:latest',
-    command: ['echo', 'hi'],
-    resources: { cpuMillis: 500, memoryMiB: 256 },
-    replicas: 1,
-    createdAt: nowIso(),
-    ...over,
-  }
-}
+const workload = workloadRecord
 
 /** Each daemon's placement of a workload, as the JSON the core produces once settled. */
 function views(uri: string, names = members.map((m) => m.name)): string[] {

@@ -2,7 +2,7 @@
 // cluster records, capacity heartbeats.
 import { DevNetwork, type DevAccount } from '../../src/dev/network.js'
 import { linkMeshlet } from '../../src/identity/link.js'
-import { COLLECTIONS, type CapacityRecord } from '../../src/records/index.js'
+import { COLLECTIONS, type CapacityRecord, type WorkloadRecord } from '../../src/records/index.js'
 import { nowIso } from '../../src/util/time.js'
 
 export interface Member {
@@ -51,4 +51,17 @@ export function capacityRecord(over: Partial<CapacityRecord> = {}): CapacityReco
 
 export async function publishCapacity(m: Member, over: Partial<CapacityRecord> = {}): Promise<void> {
   await m.meshlet.writer.put(COLLECTIONS.capacity, 'self', capacityRecord(over))
+}
+
+/** A small valid workload record on the test image, stamped now. */
+export function workloadRecord(over: Partial<WorkloadRecord> = {}): WorkloadRecord {
+  return {
+    $type: COLLECTIONS.workload,
+    image: process.env.MESHLET_TEST_IMAGE ?? 'meshlet-test/busybox:latest',
+    command: ['echo', 'hi'],
+    resources: { cpuMillis: 500, memoryMiB: 256 },
+    replicas: 1,
+    createdAt: nowIso(),
+    ...over,
+  }
 }

@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { place } from '../../src/scheduler/placement.js'
 import { isFinal } from '../../src/scheduler/replica.js'
-import { bidRecord, bidsArb, rec, stateOf, statusesArb, statusRecord, T0, worldArb, type Rec, type World } from './world.js'
+import { bidRecord, bidsArb, mulberry32, rec, stateOf, statusesArb, statusRecord, T0, worldArb, type Rec, type World } from './world.js'
 
 // the last ones are past every meshlet's heartbeat expiry: losses are in play
 const NOWS = [T0 - 1, T0 + 10, T0 + 2000, T0 + 190_000, T0 + 400_000, T0 + 4_000_000]
@@ -171,14 +171,4 @@ function shuffle<T>(xs: T[], seed: number): T[] {
     ;[out[i], out[j]] = [out[j], out[i]]
   }
   return out
-}
-
-export function mulberry32(a: number): () => number {
-  return () => {
-    a |= 0
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }

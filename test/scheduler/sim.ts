@@ -5,14 +5,13 @@
 // beyond any grace, sometimes twice, sometimes only after a replay. Meshlets die and
 // return, restart, and an adversary writes conflicting answers and forged statuses.
 // Seeded and reproducible: the same config gives the same run.
-import { createHash } from 'node:crypto'
 import type { Collection, RecordTypes } from '../../src/records/index.js'
 import { decide, type LocalReplica } from '../../src/scheduler/decide.js'
 import { statusRecordKey } from '../../src/scheduler/hash.js'
 import { place, type Placement } from '../../src/scheduler/placement.js'
 import { isEnded, isFinal } from '../../src/scheduler/replica.js'
 import { PublicState, type Stored } from '../../src/scheduler/state.js'
-import { cid, did, rec, T0 } from './world.js'
+import { cid, did, mulberry32, rec, T0 } from './world.js'
 
 export interface SimConfig {
   seed: number
@@ -393,14 +392,4 @@ export function simulate(cfg: SimConfig): SimResult {
   }
 }
 
-export function mulberry32(a: number): () => number {
-  return () => {
-    a |= 0
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
-export const hashSeed = (s: string): number => createHash('sha256').update(s).digest().readUInt32LE(0)

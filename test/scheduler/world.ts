@@ -203,3 +203,14 @@ export function statusRecord(world: World, s: StatusSpec): Rec {
     updatedAt: iso(T0 + s.offsetMs),
   })
 }
+
+/** A small seeded PRNG: the same seed gives the same run. */
+export function mulberry32(a: number): () => number {
+  return () => {
+    a |= 0
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
