@@ -40,6 +40,8 @@ export interface Candidate {
   via: 'own' | 'cluster' | 'grant'
   /** Came online after the workload was created: ranked after those that were there, and not in round 0. */
   late: boolean
+  /** For a late joiner: when it came online (ms), by its own heartbeat record. */
+  since: number | null
 }
 
 export interface Answer {
@@ -49,6 +51,8 @@ export interface Answer {
   accept: boolean
   slots: number
   reason?: string
+  /** The bid's own createdAt (ms): when a later round opened. */
+  createdAt: number
 }
 
 export type BidRejection =
@@ -196,7 +200,7 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
     if (a.late) return a.since - b.since || cmp(a.tie, b.tie) || cmp(a.did, b.did)
     return b.score - a.score || cmp(a.tie, b.tie) || cmp(a.did, b.did)
   })
-  return { candidates: out.map(({ tie: _t, since: _s, total: _total, ...c }) => c), excluded }
+  return { candidates: out.map(({ tie: _t, since, total: _total, ...c }) => ({ ...c, since: c.late ? since : null })), excluded }
 }
 
 function onlineSince(state: PublicState, meshlet: string): number {
@@ -281,7 +285,7 @@ export function validAnswers(
     const reason = conflicting ? 'conflicting answers' : first.record.decline ? (first.record.reason ?? 'declined') : undefined
     let perRound = answers.get(round)
     if (!perRound) answers.set(round, (perRound = new Map()))
-    perRound.set(first.did, { did: first.did, uri: first.uri, round, accept, slots, ...(reason ? { reason } : {}) })
+    perRound.set(first.did, { did: first.did, uri: first.uri, round, accept, slots, ...(reason ? { reason } : {}), createdAt: Date.parse(first.record.createdAt) })
   }
   rejected.sort((a, b) => cmp(a.uri, b.uri))
   return { answers, rejected }
@@ -402,9 +406,11 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   let nextRound: Placement['nextRound'] = null
   for (;;) {
     const here = answers.get(round) ?? new Map<string, Answer>()
-    // A late joiner takes part only in a round it answered itself (it offers into a fresh
-    // round): it is never awaited, so its arrival cannot reopen a round that ended short.
-    const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && (!c.late || (round > 0 && here.has(c.did))))
+    // A late joiner takes part in a later round it answered, or that opened (its first
+    // offer) after it came online; so it is awaited only where it was there from the start,
+    // and its arrival cannot reopen a round that ended short.
+    const openedAt = Math.min(...[...here.values()].filter((a) => a.accept).map((a) => a.createdAt))
+    const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && (!c.late || (round > 0 && (here.has(c.did) || c.since! <= openedAt))))
     // Every round asks its pool in turn, as round 0 does: a round can only end short once
     // everyone in it has answered, so no offer still in flight can change it afterwards.
     invited = []
