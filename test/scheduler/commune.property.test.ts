@@ -41,7 +41,7 @@ const configArb: fc.Arbitrary<SimConfig> = fc
       restarts: fc.array(fc.record({ meshlet: fc.nat(meshletCount - 1), atMs: fc.integer({ min: 1000, max: 55_000 }) }), { maxLength: 2 }),
       adversary: fc.option(fc.nat(meshletCount - 1), { nil: null, freq: 3 }),
       activeMs: fc.constant(60_000),
-      endMs: fc.constant(170_000),
+      endMs: fc.constant(260_000),
     }),
   )
 
