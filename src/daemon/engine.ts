@@ -12,7 +12,7 @@ import { Outbox, type OutboxEntry } from '../repo/outbox.js'
 import { decide, type Decision, type LocalReplica } from '../scheduler/decide.js'
 import { statusRecordKey } from '../scheduler/hash.js'
 import { place, type Placement, type PlacementOptions } from '../scheduler/placement.js'
-import { isActive, isEnded, type StatusState } from '../scheduler/replica.js'
+import { isActive, isEnded, statusUri, type StatusState } from '../scheduler/replica.js'
 import type { PublicState, Stored } from '../scheduler/state.js'
 import type { RecordChange } from '../sync/ingest.js'
 import { BoundedPool } from '../util/pool.js'
@@ -295,7 +295,7 @@ export class PlacementEngine {
   }
 
   private statusOf(uri: string, replica: number): WorkloadStatusRecord | undefined {
-    return this.o.state.statuses.get(`at://${this.o.did}/${COLLECTIONS.workloadStatus}/${statusRecordKey(uri, replica)}`)?.record
+    return this.o.state.statuses.get(statusUri(this.o.did, uri, replica))?.record
   }
 
   private statusWrite(
@@ -389,11 +389,6 @@ export class PlacementEngine {
       this.markAllDirty()
       return { adopted: r.adopted.length, removed: r.removed.length, vanished }
     })
-  }
-
-  /** Replicas this meshlet runs or is starting now. */
-  runningReplicas(): { uri: string; replica: number; state: 'running' | 'starting' }[] {
-    return [...this.processes.values()]
   }
 
   /** Resources held by replicas that have not ended (offers included: an offer reserves its room). */
