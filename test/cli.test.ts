@@ -9,7 +9,7 @@ import { COLLECTIONS } from '../src/records/index.js'
 import { RepoReader } from '../src/repo/reader.js'
 import { waitFor } from '../src/util/time.js'
 import { startNetwork } from './helpers/commune.js'
-import { cli, spawnCli, waitForLine } from './helpers/cli.js'
+import { cli, spawnCli, waitForLine, ownerEnvOf } from './helpers/cli.js'
 import { requireDocker } from './helpers/docker.js'
 
 let net: DevNetwork
@@ -21,13 +21,7 @@ let daemonOutput = ''
 const meshletOf: Record<string, string> = {}
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlet-cli-'))
 
-const ownerEnv = (a: DevAccount) => ({
-  MESHLET_OWNER_PDS: a.pdsUrl,
-  MESHLET_OWNER_HANDLE: a.handle,
-  MESHLET_OWNER_PASSWORD: a.password,
-  MESHLET_PLC_URL: net.plcUrl,
-  MESHLET_INSECURE_HTTP: '1',
-})
+const ownerEnv = (a: DevAccount) => ownerEnvOf(a, net.plcUrl)
 const spec = (name: string, body: unknown) => {
   const file = path.join(tmp, name)
   fs.writeFileSync(file, typeof body === 'string' ? body : JSON.stringify(body))

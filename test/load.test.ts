@@ -19,7 +19,7 @@ import { RepoWriter } from '../src/repo/writer.js'
 import { statusRecordKey } from '../src/scheduler/hash.js'
 import { nowIso, sleep, waitFor } from '../src/util/time.js'
 import { startNetwork } from './helpers/commune.js'
-import { cli, spawnCli, stopChild, waitForLine } from './helpers/cli.js'
+import { cli, spawnCli, stopChild, waitForLine, ownerEnvOf } from './helpers/cli.js'
 import { requireDocker } from './helpers/docker.js'
 
 const IMAGE = process.env.MESHLET_TEST_IMAGE ?? 'meshlet-test/busybox:latest'
@@ -75,13 +75,7 @@ const T0 = Date.now()
 const mark = (what: string) => console.log(`[load +${((Date.now() - T0) / 1000).toFixed(1)}s] ${what}`)
 const nameOf = (did: string) => NAMES.find((n) => meshletOf[n] === did) ?? did
 
-const ownerEnv = (a: DevAccount) => ({
-  MESHLET_OWNER_PDS: a.pdsUrl,
-  MESHLET_OWNER_HANDLE: a.handle,
-  MESHLET_OWNER_PASSWORD: a.password,
-  MESHLET_PLC_URL: net.plcUrl,
-  MESHLET_INSECURE_HTTP: '1',
-})
+const ownerEnv = (a: DevAccount) => ownerEnvOf(a, net.plcUrl)
 const specFile = (name: string, body: unknown) => {
   const file = path.join(tmp, `${name}.json`)
   fs.writeFileSync(file, JSON.stringify(body))

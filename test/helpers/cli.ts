@@ -72,3 +72,14 @@ export function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGINT'
     child.kill(signal)
   })
 }
+
+/** The environment a member's CLI call needs: its PDS login and the PLC to resolve DIDs. */
+export function ownerEnvOf(a: { pdsUrl: string; handle: string; password: string }, plcUrl: string): Record<string, string> {
+  return {
+    MESHLET_OWNER_PDS: a.pdsUrl,
+    MESHLET_OWNER_HANDLE: a.handle,
+    MESHLET_OWNER_PASSWORD: a.password,
+    MESHLET_PLC_URL: plcUrl,
+    MESHLET_INSECURE_HTTP: '1',
+  }
+}
