@@ -68,8 +68,11 @@ const meshletHandle = (n: Name) => `${n}-m.test`
 const daemons = new Map<Name, ChildProcess>()
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshlet-load-'))
 let daemonOutput = ''
+// MESHLET_TEST_LOG_DIR keeps every daemon line, for reading a failure after the fact
+const logFile = process.env.MESHLET_TEST_LOG_DIR ? path.join(process.env.MESHLET_TEST_LOG_DIR, `load-${process.pid}.log`) : undefined
 const log = (name: string, d: unknown) => {
   daemonOutput = (daemonOutput + `[${name}] ${d}`).slice(-200_000)
+  if (logFile) fs.appendFileSync(logFile, String(d).split('\n').filter(Boolean).map((l) => `[${name}] ${l}\n`).join(''))
 }
 const T0 = Date.now()
 const mark = (what: string) => console.log(`[load +${((Date.now() - T0) / 1000).toFixed(1)}s] ${what}`)

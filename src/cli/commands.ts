@@ -1,64 +1,14 @@
 // meshlet's commands. Every command has --help and --json, and fails with one line and a
 // non-zero exit.
-import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { parseArgs } from 'node:util'
 import os from 'node:os'
 import path from 'node:path'
 import { CliError } from './errors.js'
-import type { OwnerLogin, OwnerSession as Session, WorkloadPlacement } from './owner.js'
+import type { OwnerSession as Session, WorkloadPlacement } from './owner.js'
+import { need, ownerLogin, OWNER_HELP, OWNER_OPTS, print, session, type Command, type Values } from './command.js'
 import type { Placement } from '../scheduler/placement.js'
 import { ConfigError } from '../daemon/config.js'
 import { waitFor } from '../util/time.js'
-
-// The atproto stack loads only for commands that need it: --help stays quick.
-const session = async (login: OwnerLogin): Promise<Session> => (await import('./owner.js')).OwnerSession.login(login)
-
-type Options = NonNullable<ParseArgsConfig['options']>
-type Values = Record<string, string | boolean | string[] | undefined>
-
-const OWNER_OPTS: Options = {
-  pds: { type: 'string' },
-  handle: { type: 'string' },
-  password: { type: 'string' },
-  plc: { type: 'string' },
-  'insecure-http': { type: 'boolean' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-}
-const OWNER_HELP = `Owner options (or environment):
-  --pds URL          your PDS                       MESHLET_OWNER_PDS
-  --handle H         your handle or DID             MESHLET_OWNER_HANDLE
-  --password P       an app password                MESHLET_OWNER_PASSWORD
-  --plc URL          PLC directory                  MESHLET_PLC_URL (default https://plc.directory)
-  --insecure-http    allow http:// identity lookups (local dev networks only)  MESHLET_INSECURE_HTTP=1
-  --json             machine-readable output`
-
-interface Command {
-  summary: string
-  usage: string
-  options: Options
-  run(values: Values, positionals: string[]): Promise<unknown>
-}
-
-const env = process.env
-
-function ownerLogin(v: Values): OwnerLogin {
-  const pds = (v.pds as string) ?? env.MESHLET_OWNER_PDS
-  const identifier = (v.handle as string) ?? env.MESHLET_OWNER_HANDLE
-  const password = (v.password as string) ?? env.MESHLET_OWNER_PASSWORD
-  const missing = [!pds && '--pds', !identifier && '--handle', !password && '--password'].filter(Boolean)
-  if (missing.length) throw new CliError(`missing ${missing.join(', ')} (or MESHLET_OWNER_PDS/HANDLE/PASSWORD)`)
-  return {
-    pds: pds!,
-    identifier: identifier!,
-    password: password!,
-    plcUrl: (v.plc as string) ?? env.MESHLET_PLC_URL ?? 'https://plc.directory',
-    allowInsecureHttp: Boolean(v['insecure-http']) || env.MESHLET_INSECURE_HTTP === '1',
-  }
-}
-
-function print(v: Values, data: unknown, text: () => string): void {
-  console.log(v.json ? JSON.stringify(data, null, 2) : text())
-}
 
 const commands: Record<string, Command> = {
   dev: {
@@ -322,12 +272,6 @@ function fmtStatus(r: { meshlet: string; replica: number; state: string; exitCod
   if (r.placed !== undefined) bits.push(`only ${r.placed} placed`)
   if (r.message) bits.push(r.message)
   return bits.join(', ')
-}
-
-function need(v: Values, key: string): string {
-  const val = v[key]
-  if (typeof val !== 'string' || !val) throw new CliError(`missing --${key}`)
-  return val
 }
 
 function usage(): string {

@@ -218,6 +218,8 @@ export class PlacementEngine {
     }
     if (!workload || !p) return
     for (const c of d.cannotRun) {
+      // whatever the engine believed, nothing of it may run on here once it is reported gone
+      await this.o.driver?.stop(uri, c.replica).catch(() => undefined)
       this.write([this.statusWrite({ uri: workload.uri, cid: workload.cid }, c.replica, 'failed', { message: `could not run: ${c.message}`, finishedAt: this.iso() })])
       this.o.logger.warn({ uri, replica: c.replica, why: c.message }, 'cannot run a selected replica; reported so it moves elsewhere')
     }
@@ -357,6 +359,9 @@ export class PlacementEngine {
     const driver = this.o.driver
     if (!driver) return { adopted: 0, removed: 0, vanished: 0 }
     return this.exclusive(async () => {
+      // Only a container tracked as running before the listing can have vanished: a start
+      // that completes while the listing runs is not in it, and is not gone.
+      const runningBefore = new Set([...this.processes].filter(([, p]) => p.state === 'running').map(([key]) => key))
       const r = await reconcile(
         driver,
         this.o.did,
@@ -381,7 +386,7 @@ export class PlacementEngine {
       }
       let vanished = 0
       for (const [key, p] of this.processes) {
-        if (p.state === 'running' && !seen.has(key)) {
+        if (p.state === 'running' && runningBefore.has(key) && !seen.has(key)) {
           this.processes.delete(key)
           vanished++
         }
