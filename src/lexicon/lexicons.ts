@@ -161,6 +161,17 @@ export const schemaDict = {
               type: 'boolean',
               description: 'True while the meshlet takes no new work.',
             },
+            disk: {
+              type: 'ref',
+              ref: 'lex:commune.scheduler.capacity#disk',
+              description: 'The data disk, at updatedAt.',
+            },
+            declining: {
+              type: 'string',
+              maxLength: 512,
+              description:
+                "Why this meshlet takes no new work now (draining, disk floor), if it takes none. Informational: the meshlet's own declines are what count.",
+            },
             onlineSince: {
               type: 'string',
               format: 'datetime',
@@ -177,6 +188,26 @@ export const schemaDict = {
               type: 'string',
               format: 'datetime',
             },
+          },
+        },
+      },
+      disk: {
+        type: 'object',
+        required: ['totalMiB', 'freeMiB', 'floorMiB'],
+        properties: {
+          totalMiB: {
+            type: 'integer',
+            minimum: 0,
+          },
+          freeMiB: {
+            type: 'integer',
+            minimum: 0,
+          },
+          floorMiB: {
+            type: 'integer',
+            minimum: 0,
+            description:
+              'New work is declined when free disk would fall under this (default max(20 % of total, 50 GiB)).',
           },
         },
       },
@@ -440,6 +471,41 @@ export const schemaDict = {
       },
     },
   },
+  CommuneSchedulerShareDenial: {
+    lexicon: 1,
+    id: 'commune.scheduler.shareDenial',
+    defs: {
+      main: {
+        type: 'record',
+        description:
+          "Written by an owner: declines a recipient's shareRequest. (An approval is a shareGrant whose request field references the request.)",
+        key: 'tid',
+        record: {
+          type: 'object',
+          required: ['request', 'recipient', 'createdAt'],
+          properties: {
+            request: {
+              type: 'ref',
+              ref: 'lex:com.atproto.repo.strongRef',
+              description: 'The shareRequest declined.',
+            },
+            recipient: {
+              type: 'string',
+              format: 'did',
+            },
+            reason: {
+              type: 'string',
+              maxLength: 1000,
+            },
+            createdAt: {
+              type: 'string',
+              format: 'datetime',
+            },
+          },
+        },
+      },
+    },
+  },
   CommuneSchedulerShareGrant: {
     lexicon: 1,
     id: 'commune.scheduler.shareGrant',
@@ -447,7 +513,7 @@ export const schemaDict = {
       main: {
         type: 'record',
         description:
-          'Written by an owner: lends one of their meshlets to a recipient, who may then place workloads on it without cluster membership, within these limits.',
+          "Written by an owner: lends one of their meshlets to a recipient, who may then place workloads on it without cluster membership, within these limits. Unused for 30 days (no replica of the recipient's ran on the meshlet), a grant lapses.",
         key: 'tid',
         record: {
           type: 'object',
@@ -466,6 +532,8 @@ export const schemaDict = {
               type: 'string',
               maxLength: 8,
               knownValues: ['a', 'b', 'c'],
+              description:
+                "Highest trust tier the recipient's workloads may run at on this meshlet (a < b < c).",
             },
             allowedImages: {
               type: 'array',
@@ -475,7 +543,7 @@ export const schemaDict = {
                 maxLength: 512,
               },
               description:
-                'Image references or prefixes allowed; empty means any.',
+                'Images allowed; empty means any. An entry with a digest (repo@sha256:...) or a tag (repo:tag) matches that exact reference; a bare repository (busybox, docker.io/library/busybox) matches any tag or digest of exactly that repository, never a longer name.',
             },
             capabilities: {
               type: 'array',
@@ -490,12 +558,21 @@ export const schemaDict = {
               type: 'integer',
               minimum: 1,
               maximum: 1024,
-              description: 'Default 1.',
+              description:
+                'Replicas of the recipient this meshlet runs at once under this grant. Default 1; a further offer waits (declined with the reason) until one finishes.',
             },
             caps: {
               type: 'ref',
               ref: 'lex:commune.scheduler.defs#resources',
-              description: 'Most the recipient may hold at once.',
+              description:
+                'Most one job (replica) of the recipient may ask for: cpu, memory, storage, gpus. A workload asking for more is not placed here.',
+            },
+            maxJobSeconds: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 2592000,
+              description:
+                "Wall-time cap per job: a replica running longer is killed (the workload's own timeoutSeconds applies if shorter).",
             },
             minFreeDiskMiB: {
               type: 'integer',
@@ -508,11 +585,28 @@ export const schemaDict = {
             },
             paused: {
               type: 'boolean',
+              description:
+                'While true, no new work is placed under this grant; running work continues.',
             },
             onRevoke: {
               type: 'string',
               maxLength: 16,
               knownValues: ['drain', 'kill'],
+              description:
+                'What happens to running replicas on revoke. Default drain.',
+            },
+            drainGraceSeconds: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 86400,
+              description:
+                'On a drain revoke, how long running replicas may still finish. Default 60 for tier a, 300 for tiers b and c.',
+            },
+            revokedAt: {
+              type: 'string',
+              format: 'datetime',
+              description:
+                'Set by the owner to revoke: no new work from then; running replicas drain (onRevoke drain, the default) or stop at once (kill), each ending stopped with the reason. A deleted grant is revoked with kill.',
             },
             request: {
               type: 'ref',
@@ -1391,6 +1485,7 @@ export const ids = {
   CommuneSchedulerDefs: 'commune.scheduler.defs',
   CommuneSchedulerMeshlet: 'commune.scheduler.meshlet',
   CommuneSchedulerMeshletOwner: 'commune.scheduler.meshletOwner',
+  CommuneSchedulerShareDenial: 'commune.scheduler.shareDenial',
   CommuneSchedulerShareGrant: 'commune.scheduler.shareGrant',
   CommuneSchedulerShareRequest: 'commune.scheduler.shareRequest',
   CommuneSchedulerWorkload: 'commune.scheduler.workload',

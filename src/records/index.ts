@@ -10,6 +10,7 @@ import type * as Bid from '../lexicon/types/commune/scheduler/bid.js'
 import type * as WorkloadStatus from '../lexicon/types/commune/scheduler/workloadStatus.js'
 import type * as ShareGrant from '../lexicon/types/commune/scheduler/shareGrant.js'
 import type * as ShareRequest from '../lexicon/types/commune/scheduler/shareRequest.js'
+import type * as ShareDenial from '../lexicon/types/commune/scheduler/shareDenial.js'
 
 export type MeshletRecord = Meshlet.Record
 export type MeshletOwnerRecord = MeshletOwner.Record
@@ -20,6 +21,7 @@ export type BidRecord = Bid.Record
 export type WorkloadStatusRecord = WorkloadStatus.Record
 export type ShareGrantRecord = ShareGrant.Record
 export type ShareRequestRecord = ShareRequest.Record
+export type ShareDenialRecord = ShareDenial.Record
 export type { Resources, Gpu, Label, Constraints, EnvVar, SealedSecret } from '../lexicon/types/commune/scheduler/defs.js'
 
 export const COLLECTIONS = {
@@ -32,6 +34,7 @@ export const COLLECTIONS = {
   workloadStatus: ids.CommuneSchedulerWorkloadStatus,
   shareGrant: ids.CommuneSchedulerShareGrant,
   shareRequest: ids.CommuneSchedulerShareRequest,
+  shareDenial: ids.CommuneSchedulerShareDenial,
 } as const
 
 export interface RecordTypes {
@@ -44,6 +47,7 @@ export interface RecordTypes {
   'commune.scheduler.workloadStatus': WorkloadStatusRecord
   'commune.scheduler.shareGrant': ShareGrantRecord
   'commune.scheduler.shareRequest': ShareRequestRecord
+  'commune.scheduler.shareDenial': ShareDenialRecord
 }
 export type Collection = keyof RecordTypes
 

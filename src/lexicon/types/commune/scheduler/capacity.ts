@@ -30,6 +30,9 @@ export interface Main {
   encryptionKey?: string
   /** True while the meshlet takes no new work. */
   draining?: boolean
+  disk?: Disk
+  /** Why this meshlet takes no new work now (draining, disk floor), if it takes none. Informational: the meshlet's own declines are what count. */
+  declining?: string
   /** When this meshlet's current run of heartbeats began (its daemon started). A meshlet that came online after a workload was created ranks after those that were there (docs/protocol.md, late joiners). */
   onlineSince?: string
   /** How often this record is refreshed. */
@@ -52,4 +55,22 @@ export {
   type Main as Record,
   isMain as isRecord,
   validateMain as validateRecord,
+}
+
+export interface Disk {
+  $type?: 'commune.scheduler.capacity#disk'
+  totalMiB: number
+  freeMiB: number
+  /** New work is declined when free disk would fall under this (default max(20 % of total, 50 GiB)). */
+  floorMiB: number
+}
+
+const hashDisk = 'disk'
+
+export function isDisk<V>(v: V) {
+  return is$typed(v, id, hashDisk)
+}
+
+export function validateDisk<V>(v: V) {
+  return validate<Disk & V>(v, id, hashDisk)
 }

@@ -21,18 +21,27 @@ export interface Main {
   meshlet: string
   /** The recipient's owner DID. */
   recipient: string
+  /** Highest trust tier the recipient's workloads may run at on this meshlet (a < b < c). */
   tier: 'a' | 'b' | 'c' | (string & {})
-  /** Image references or prefixes allowed; empty means any. */
+  /** Images allowed; empty means any. An entry with a digest (repo@sha256:...) or a tag (repo:tag) matches that exact reference; a bare repository (busybox, docker.io/library/busybox) matches any tag or digest of exactly that repository, never a longer name. */
   allowedImages?: string[]
   capabilities?: ('cpu' | 'gpu' | 'storage' | 'network' | (string & {}))[]
-  /** Default 1. */
+  /** Replicas of the recipient this meshlet runs at once under this grant. Default 1; a further offer waits (declined with the reason) until one finishes. */
   maxConcurrentJobs?: number
   caps?: CommuneSchedulerDefs.Resources
+  /** Wall-time cap per job: a replica running longer is killed (the workload's own timeoutSeconds applies if shorter). */
+  maxJobSeconds?: number
   /** Disk floor protecting the lender's machine. */
   minFreeDiskMiB?: number
   expiresAt?: string
+  /** While true, no new work is placed under this grant; running work continues. */
   paused?: boolean
+  /** What happens to running replicas on revoke. Default drain. */
   onRevoke?: 'drain' | 'kill' | (string & {})
+  /** On a drain revoke, how long running replicas may still finish. Default 60 for tier a, 300 for tiers b and c. */
+  drainGraceSeconds?: number
+  /** Set by the owner to revoke: no new work from then; running replicas drain (onRevoke drain, the default) or stop at once (kill), each ending stopped with the reason. A deleted grant is revoked with kill. */
+  revokedAt?: string
   request?: ComAtprotoRepoStrongRef.Main
   createdAt: string
   [k: string]: unknown
