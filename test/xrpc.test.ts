@@ -169,6 +169,38 @@ describe('farm.meshlet XRPC with service auth', () => {
       expect(r.status).toBe(401)
       expect(r.body.error).toBe('BadJwt')
     })
+    it('a replayed token: the first call goes through, the same token again is refused', async () => {
+      const token = await tokenFor(alice, alice.meshlet.did, 'farm.meshlet.getCapacity')
+      expect((await raw('farm.meshlet.getCapacity', token)).status).toBe(200)
+      const again = await raw('farm.meshlet.getCapacity', token)
+      expect(again.status).toBe(401)
+      expect(again.body.error).toBe('JwtReplayed')
+      // refused before anything ran: a replayed drain token does not drain
+      const drainToken = await tokenFor(alice, alice.meshlet.did, 'farm.meshlet.undrain')
+      expect((await raw('farm.meshlet.undrain', drainToken, { method: 'POST' })).status).toBe(200)
+      expect((await raw('farm.meshlet.undrain', drainToken, { method: 'POST' })).body.error).toBe('JwtReplayed')
+    })
+    it('a token that lives longer than 5 minutes, as the PDS mints on request (up to an hour)', async () => {
+      const exp = Math.floor(Date.now() / 1000) + 30 * 60
+      const token = (await alice.owner.writer.agent.com.atproto.server.getServiceAuth({ aud: alice.meshlet.did, lxm, exp })).data.token
+      const r = await raw(lxm, token, { method: 'POST' })
+      expect(r.status).toBe(401)
+      expect(r.body.error).toBe('JwtLifetimeTooLong')
+      // the default lifetime (60 s) and a 5-minute one are fine
+      const ok = (await alice.owner.writer.agent.com.atproto.server.getServiceAuth({ aud: alice.meshlet.did, lxm: 'farm.meshlet.getCapacity', exp: Math.floor(Date.now() / 1000) + 290 })).data.token
+      expect((await raw('farm.meshlet.getCapacity', ok)).status).toBe(200)
+    })
+    it('a token far from expiry whose iat is set late to look short-lived', async () => {
+      const now = Math.floor(Date.now() / 1000)
+      const token = await createServiceJwt({ iss: alice.owner.did, aud: alice.meshlet.did, lxm, iat: now + 3000, exp: now + 3200, keypair: await ownKey(alice.owner.did) })
+      const r = await raw(lxm, token, { method: 'POST' })
+      expect(r.status).toBe(401)
+      expect(r.body.error).toBe('JwtLifetimeTooLong')
+    })
+    it('the client asks for a fresh token per call', async () => {
+      // two calls in a row both pass: nothing is cached and replayed
+      for (let i = 0; i < 2; i++) expect((await client(alice).call(alice.meshlet.did, 'farm.meshlet.getCapacity')).did).toBe(alice.meshlet.did)
+    })
     it('none of them changed anything', () => {
       expect(aliceMeshlet.ctx.draining).toBe(false)
     })
@@ -196,19 +228,19 @@ describe('farm.meshlet XRPC with service auth', () => {
     })
   })
 
-  it('pairs with a one-time code, once', async () => {
+  it('pairs with a one-time code, once (the full flow is in pairing.test.ts)', async () => {
     const fresh = await net.createAccount('fresh-mesh')
     const owner = await net.createAccount('new-owner')
     const m = await startMeshlet(net, { name: 'fresh', owner, meshlet: fresh }, { port: 0 })
     try {
-      const { otp } = m.pairing.issue()
+      const { code } = m.pairing.issue()
       const c = new MeshletClient(owner.writer.agent, reader)
-      await expectError(c.call(fresh.did, 'farm.meshlet.pair', {}, { otp: '00000000' === otp ? '11111111' : '00000000' }), 400, 'InvalidOtp')
-      const res = await c.call(fresh.did, 'farm.meshlet.pair', {}, { otp })
+      await expectError(c.call(fresh.did, 'farm.meshlet.pair', {}, { otp: code === '00000000' ? '11111111' : '00000000' }), 400, 'InvalidOtp')
+      const res = await c.call(fresh.did, 'farm.meshlet.pair', {}, { otp: code })
       expect(res).toEqual({ meshlet: fresh.did, owner: owner.did })
       const back = await reader.get(fresh.did, COLLECTIONS.meshletOwner, 'self')
       expect(back.ok && back.value.record.owner).toBe(owner.did)
-      await expectError(c.call(fresh.did, 'farm.meshlet.pair', {}, { otp }), 400, 'InvalidOtp')
+      await expectError(c.call(fresh.did, 'farm.meshlet.pair', {}, { otp: code }), 400, 'UsedOtp')
     } finally {
       await m.close()
     }

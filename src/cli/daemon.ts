@@ -3,6 +3,9 @@ import { AtpAgent } from '@atproto/api'
 import fs from 'node:fs'
 import path from 'node:path'
 import { checkConfig, ConfigError, type MeshletConfig } from '../daemon/config.js'
+import { AuditLog } from '../daemon/audit.js'
+import { PairingCodes, type IssuedCode } from '../daemon/pairing.js'
+import { chmodIfExists, LocalDb, makePrivateDir } from '../db/index.js'
 import { linkMeshlet, verifyLink } from '../identity/link.js'
 import { COLLECTIONS } from '../records/index.js'
 import { RepoWriter } from '../repo/writer.js'
@@ -25,20 +28,53 @@ export async function init(ownerLogin: OwnerLogin, o: InitOptions) {
   await linkMeshlet(owner.writer, meshlet, o.name)
   const verdict = await verifyLink(owner.reader, owner.did, meshlet.did)
   if (!verdict.ok) throw new CliError(`link written but does not verify: ${verdict.reason} (${verdict.detail})`)
-  fs.mkdirSync(o.dataDir, { recursive: true })
+  const configFile = saveConfig(o, meshlet.did, ownerLogin)
+  return { meshlet: meshlet.did, owner: owner.did, configFile }
+}
+
+/**
+ * `meshlet init --pair`: the meshlet account and its config, no owner credentials and
+ * no link. The owner links it later with the one-time code printed here (or by
+ * `meshlet run`, or `meshlet pair` on this host) and `meshlet pair --meshlet DID CODE`.
+ */
+export async function initForPairing(o: InitOptions & { plcUrl: string; allowInsecureHttp?: boolean }) {
+  const meshlet = await loginOrCreate(o)
+  const configFile = saveConfig(o, meshlet.did, o)
+  const pairing = issuePairingCode(o.dataDir, 'init', meshlet.did)
+  return { meshlet: meshlet.did, configFile, pairing }
+}
+
+/** Saves what `meshlet run --config` needs; the file holds the meshlet's app password, so it and its directory are its user's only. */
+function saveConfig(o: InitOptions, meshletDid: string, identity: { plcUrl: string; allowInsecureHttp?: boolean }): string {
+  makePrivateDir(o.dataDir)
   const configFile = path.join(o.dataDir, 'config.json')
   const config: Partial<MeshletConfig> = {
     service: o.pds,
-    identifier: meshlet.did,
+    identifier: meshletDid,
     password: o.password,
-    plcUrl: ownerLogin.plcUrl,
-    allowInsecureHttp: ownerLogin.allowInsecureHttp,
+    plcUrl: identity.plcUrl,
+    allowInsecureHttp: identity.allowInsecureHttp,
     dataDir: o.dataDir,
     driver: 'docker',
   }
-  // the file holds the meshlet's app password: readable by its user only
   fs.writeFileSync(configFile, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
-  return { meshlet: meshlet.did, owner: owner.did, configFile }
+  // the mode above applies only to a new file: an older one is narrowed too
+  fs.chmodSync(configFile, 0o600)
+  return configFile
+}
+
+/** Issues a pairing code into a data dir's database (the daemon, running or not, redeems it there). */
+export function issuePairingCode(dataDir: string, via: string, meshletDid?: string): IssuedCode & { meshlet?: string } {
+  const db = new LocalDb(path.join(dataDir, 'meshlet.sqlite'))
+  try {
+    if (meshletDid) db.set('self.did', meshletDid)
+    const issued = new PairingCodes(db).issue()
+    new AuditLog(db).append({ action: 'pairing.issue', outcome: 'ok', detail: { via, expiresAt: issued.expiresAt } })
+    const meshlet = meshletDid ?? db.get('self.did')
+    return { ...issued, ...(meshlet ? { meshlet } : {}) }
+  } finally {
+    db.close()
+  }
 }
 
 async function loginOrCreate(o: InitOptions): Promise<RepoWriter> {
@@ -70,6 +106,8 @@ export function daemonConfig(v: Values, env = process.env): MeshletConfig {
     } catch (err) {
       throw new ConfigError(`cannot read config ${configPath}: ${(err as Error).message.split('\n')[0]}`)
     }
+    // it holds the meshlet's app password: its user's only, whoever wrote it
+    chmodIfExists(configPath, 0o600)
   }
   const str = (flag: string, envName: string) => (v[flag] as string | undefined) ?? env[envName]
   const int = (flag: string, envName: string) => {
@@ -137,8 +175,12 @@ export async function runDaemon(v: Values): Promise<void> {
   for (const [name, members] of clusters) {
     await meshlet.ctx.writer.put(COLLECTIONS.cluster, name, { $type: COLLECTIONS.cluster, members, createdAt: nowIso() })
   }
-  const info = { did: meshlet.did, xrpc: meshlet.url, dataDir: cfg.dataDir }
+  // no owner yet: the code to pair it with, so no config needs editing
+  const pairing = meshlet.hasVerifiedOwner() || !meshlet.url ? undefined : meshlet.issuePairingCode('run')
+  const info = { did: meshlet.did, xrpc: meshlet.url, dataDir: cfg.dataDir, ...(pairing ? { pairing } : {}) }
   console.log(v.json ? JSON.stringify(info) : `meshlet ${meshlet.did} running${meshlet.url ? `; XRPC at ${meshlet.url}` : ''}; state in ${cfg.dataDir}`)
+  if (!v.json && pairing) console.log(pairingHint(meshlet.did, pairing))
+  if (!v.json && !pairing && !meshlet.hasVerifiedOwner()) console.log('no owner yet: serve XRPC (--port) to pair it with meshlet pair')
   await new Promise<void>((resolve) => {
     const stop = () => resolve()
     process.once('SIGINT', stop)
@@ -150,4 +192,10 @@ export async function runDaemon(v: Values): Promise<void> {
 
 function defined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, val]) => val !== undefined)) as Partial<T>
+}
+
+/** What to tell the person at the meshlet's host about a code. */
+export function pairingHint(meshletDid: string | undefined, p: IssuedCode): string {
+  const until = new Date(p.expiresAt).toLocaleTimeString()
+  return `pairing code ${p.code} (valid until ${until}, once; void after 5 wrong tries)\non the owner's machine: meshlet pair --meshlet ${meshletDid ?? '<meshlet DID or URL>'} ${p.code}`
 }

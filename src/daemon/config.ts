@@ -30,6 +30,13 @@ export interface MeshletConfig {
   reconcileSeconds?: number
   /** Clock difference tolerated between this meshlet and owners or other meshlets (default 5000 ms; docs/protocol.md). */
   skewMs?: number
+  /**
+   * New work is declined when free space on the data dir's disk, minus the work's
+   * storage, would fall under this (default max(20 % of the disk, 50 GiB); 0 turns it off).
+   */
+  diskFloorMiB?: number
+  /** How long replicas may finish after their share grant is revoked with drain, when the grant does not say (default 60 s tier a, 300 s tiers b and c). */
+  drainGraceSeconds?: number | { a?: number; b?: number; c?: number }
   logLevel?: string
 }
 
@@ -51,5 +58,22 @@ export function checkConfig(c: Partial<MeshletConfig>): MeshletConfig {
   if (c.heartbeatSeconds !== undefined && !(c.heartbeatSeconds >= 10)) {
     throw new ConfigError('heartbeatSeconds must be at least 10')
   }
+  if (c.diskFloorMiB !== undefined && !(Number.isInteger(c.diskFloorMiB) && c.diskFloorMiB >= 0)) {
+    throw new ConfigError(`diskFloorMiB must be a whole number of MiB, 0 or more, not ${c.diskFloorMiB}`)
+  }
+  if (c.drainGraceSeconds !== undefined) {
+    const values = typeof c.drainGraceSeconds === 'number' ? [c.drainGraceSeconds] : Object.values(c.drainGraceSeconds ?? {})
+    if (typeof c.drainGraceSeconds !== 'number' && (typeof c.drainGraceSeconds !== 'object' || c.drainGraceSeconds === null || Object.keys(c.drainGraceSeconds).some((k) => !['a', 'b', 'c'].includes(k)))) {
+      throw new ConfigError('drainGraceSeconds must be a number of seconds or { a, b, c }')
+    }
+    if (values.some((v) => !(Number.isInteger(v) && v >= 0 && v <= 86400))) throw new ConfigError('drainGraceSeconds must be whole seconds from 0 to 86400')
+  }
   return { driver: 'docker', ...c } as MeshletConfig
+}
+
+/** The drain grace per tier that a meshlet's configuration sets (for EngineOptions.drainGraceSeconds). */
+export function drainGracePerTier(c: Pick<MeshletConfig, 'drainGraceSeconds'>): { a?: number; b?: number; c?: number } | undefined {
+  const g = c.drainGraceSeconds
+  if (g === undefined) return undefined
+  return typeof g === 'number' ? { a: g, b: g, c: g } : g
 }

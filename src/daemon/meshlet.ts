@@ -1,12 +1,12 @@
-// One meshlet daemon, wired AppContext-style: identity, local db, firehose ingestion,
-// cluster formation, the placement engine, the executor, heartbeats and (optionally) XRPC.
+// One meshlet daemon: builds the AppContext (src/context.ts) — identity, local db,
+// firehose ingestion, cluster formation, the placement engine, the executor, pairing
+// codes, the audit log — and runs heartbeats and (optionally) the XRPC service over it.
 import path from 'node:path'
 import { X25519 } from '../util/x25519.js'
 import { ClusterFormation } from '../cluster/formation.js'
 import { LocalDb } from '../db/index.js'
-import type { Driver } from '../executor/types.js'
 import { createIdResolver } from '../identity/resolver.js'
-import { allocatable, detectHost, type Host } from '../executor/capacity.js'
+import { allocatable, detectHost } from '../executor/capacity.js'
 import { COLLECTIONS, type CapacityRecord, type Resources } from '../records/index.js'
 import { RepoReader } from '../repo/reader.js'
 import { RepoWriter } from '../repo/writer.js'
@@ -17,37 +17,21 @@ import { nowIso } from '../util/time.js'
 import { checkConfig, type MeshletConfig } from './config.js'
 import { PlacementEngine } from './engine.js'
 import { Outbox } from '../repo/outbox.js'
-import { Pairing } from './pairing.js'
+import { PairingCodes, type IssuedCode } from './pairing.js'
+import { AuditLog, auditTo, GrantAuditor } from './audit.js'
+import type { AppContext } from '../context.js'
+import { verifiedOwner } from '../scheduler/membership.js'
+import { Authorizer, AuthVerifier } from '../xrpc/auth.js'
+import { DbReplayCache } from '../xrpc/replay.js'
 import type { XrpcServer } from '../xrpc/server.js'
-import { ForbiddenError, InvalidRequestError } from '@atproto/xrpc-server'
 import type { IdResolver } from '@atproto/identity'
 
-export interface AppContext {
-  cfg: MeshletConfig
-  did: string
-  logger: Logger
-  db: LocalDb
-  state: PublicState
-  reader: RepoReader
-  writer: RepoWriter
-  outbox: Outbox
-  ingestor: Ingestor
-  formation: ClusterFormation
-  engine: PlacementEngine
-  driver?: Driver
-  total: Resources
-  host: Host
-  draining: boolean
-  encryptionKey: X25519
-  /** When this daemon began heartbeating: late joiners rank after meshlets that were online (docs/protocol.md). */
-  onlineSince: string
-}
+export type { AppContext }
 
 export class Meshlet {
   private heartbeat?: NodeJS.Timeout
   private reconciler?: NodeJS.Timeout
   private xrpc?: XrpcServer
-  readonly pairing = new Pairing()
   private constructor(
     readonly ctx: AppContext,
     readonly idResolver: IdResolver,
@@ -62,7 +46,24 @@ export class Meshlet {
     return this.ctx.did
   }
 
-  static async start(config: Partial<MeshletConfig>, opts: { logger?: Logger } = {}): Promise<Meshlet> {
+  get pairing(): PairingCodes {
+    return this.ctx.pairing
+  }
+
+  /** Whether both halves of the owner link verify, as far as this meshlet has seen. */
+  hasVerifiedOwner(): boolean {
+    return verifiedOwner(this.ctx.state, this.did) !== undefined
+  }
+
+  /** A one-time pairing code, for `meshlet run` when it has no owner yet. */
+  issuePairingCode(via: string): IssuedCode {
+    const issued = this.ctx.pairing.issue()
+    this.ctx.audit({ action: 'pairing.issue', outcome: 'ok', detail: { via, expiresAt: issued.expiresAt } })
+    return issued
+  }
+
+  /** `now` is the clock of pairing codes and token checks (tests move it). */
+  static async start(config: Partial<MeshletConfig>, opts: { logger?: Logger; now?: () => number } = {}): Promise<Meshlet> {
     const cfg = checkConfig(config)
     const logger = opts.logger ?? createLogger('meshlet', cfg.logLevel)
     const idResolver = createIdResolver({ plcUrl: cfg.plcUrl, allowInsecureHttp: cfg.allowInsecureHttp })
@@ -72,6 +73,10 @@ export class Meshlet {
     const state = new PublicState()
     const reader = new RepoReader(idResolver)
     const encryptionKey = X25519.loadOrCreate(db)
+    // which meshlet this data dir belongs to, for `meshlet pair` on the host
+    db.set('self.did', did)
+    const auditLog = new AuditLog(db, { now: opts.now })
+    const audit = auditTo(auditLog, logger)
     // Loaded only when used: a scheduling-only meshlet needs no Docker client.
     const driver = cfg.driver === 'none' ? undefined : await (await import('../executor/index.js')).createDriver(cfg.driver, { meshletDid: did, logger, dataDir: cfg.dataDir })
     const host = await detectHost(cfg.dataDir)
@@ -79,6 +84,7 @@ export class Meshlet {
 
     let formation: ClusterFormation | undefined
     let engine: PlacementEngine | undefined
+    let grants: GrantAuditor | undefined
     const ingestor = new Ingestor({
       idResolver,
       db,
@@ -87,15 +93,43 @@ export class Meshlet {
       onChange: (c) => {
         formation?.onChange(c)
         engine?.onChange(c)
+        grants?.onChange(c)
       },
       ignore: (collection, stored) => engine?.isStaleEcho(collection, stored) ?? false,
     })
     const restored = ingestor.restore()
+    grants = new GrantAuditor({ meshletDid: did, state, audit })
     formation = new ClusterFormation({ meshletDid: did, reader, state, ingestor, logger, followPdses: !cfg.firehose?.length })
     for (const src of cfg.firehose ?? []) ingestor.addSource(src)
     const outbox = new Outbox({ db, writer, logger, onWritten: (entries) => engine?.written(entries) })
     const onlineSince = nowIso()
-    const ctx = { cfg, did, logger, db, state, reader, writer, outbox, ingestor, formation, driver, total, host, draining: false, encryptionKey, onlineSince } as AppContext
+    let meshlet: Meshlet | undefined
+    const ctx = {
+      cfg,
+      did,
+      logger,
+      db,
+      idResolver,
+      state,
+      reader,
+      writer,
+      outbox,
+      ingestor,
+      formation,
+      driver,
+      total,
+      host,
+      draining: false,
+      encryptionKey,
+      onlineSince,
+      authVerifier: new AuthVerifier({ idResolver, meshletDid: did, replay: new DbReplayCache(db, opts.now), now: opts.now }),
+      authorizer: new Authorizer(state, did),
+      pairing: new PairingCodes(db, opts.now),
+      auditLog,
+      audit,
+      capacityRecord: () => meshlet!.capacityRecord(),
+      setDraining: (draining: boolean) => meshlet!.setDraining(draining),
+    } as Omit<AppContext, 'engine'> as AppContext
     engine = new PlacementEngine({
       did,
       state,
@@ -110,10 +144,10 @@ export class Meshlet {
       onlineSince: () => Date.parse(onlineSince),
     })
     ctx.engine = engine
-    const meshlet = new Meshlet(ctx, idResolver)
+    meshlet = new Meshlet(ctx, idResolver)
     if (cfg.port !== undefined) {
       const { startXrpc } = await import('../xrpc/server.js')
-      meshlet.xrpc = await startXrpc(meshlet, idResolver, cfg.port, cfg.host)
+      meshlet.xrpc = await startXrpc(ctx, cfg.port, cfg.host)
       cfg.publicUrl ??= meshlet.xrpc.url
     }
 
@@ -195,20 +229,6 @@ export class Meshlet {
   async setDraining(draining: boolean): Promise<void> {
     this.ctx.draining = draining
     await this.publishCapacity()
-  }
-
-  /**
-   * Pairs this meshlet with the caller if the one-time code matches: writes the
-   * meshletOwner record; the caller then writes commune.scheduler.meshlet.
-   */
-  async pair(otp: string, caller: string): Promise<string> {
-    const current = this.ctx.state.meshletOwners.get(this.did)?.record.owner
-    if (current && current !== caller) throw new ForbiddenError(`already paired with ${current}`, 'AlreadyPaired')
-    if (!this.pairing.redeem(otp)) throw new InvalidRequestError('wrong, expired or used pairing code', 'InvalidOtp')
-    const record = { $type: COLLECTIONS.meshletOwner, owner: caller, createdAt: nowIso() }
-    const res = await this.ctx.writer.put(COLLECTIONS.meshletOwner, 'self', record)
-    this.ctx.ingestor.applyRecord(COLLECTIONS.meshletOwner, { uri: res.uri, cid: res.cid ?? '', did: this.did, rkey: 'self', record }, true)
-    return caller
   }
 
   async close(opts: { stopReplicas?: boolean } = {}): Promise<void> {

@@ -1,7 +1,11 @@
 // The meshlet's local state: firehose cursors, the public records it has believed (so a
-// restart resumes from its cursor without re-reading the network), and its replicas.
+// restart resumes from its cursor without re-reading the network), its replicas, its
+// private key, pairing codes, service-auth token ids already used, and its audit log.
+// It holds secrets (the X25519 private key): the directory is its user's only (0700),
+// the database files 0600, whoever created them and whatever the umask.
 import Database from 'better-sqlite3'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 
 export interface StoredRow {
@@ -17,10 +21,16 @@ export class LocalDb {
   readonly db: Database.Database
 
   constructor(file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true })
+    if (file !== ':memory:') {
+      makePrivateDir(path.dirname(file))
+      // created 0600 before SQLite opens it: SQLite gives -wal and -shm the database file's mode
+      fs.closeSync(fs.openSync(file, 'a', 0o600))
+    }
     this.db = new Database(file)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = NORMAL')
+    // `meshlet pair` on the host writes a code while the daemon runs: wait for its lock
+    this.db.pragma('busy_timeout = 5000')
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS cursor (source TEXT PRIMARY KEY, seq INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS record (
@@ -28,7 +38,24 @@ export class LocalDb {
         rkey TEXT NOT NULL, cid TEXT NOT NULL, json TEXT NOT NULL
       );
       CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      -- one-time pairing codes, hashed (src/daemon/pairing.ts)
+      CREATE TABLE IF NOT EXISTS pairing_code (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, salt TEXT NOT NULL, hash TEXT NOT NULL,
+        issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        used_at INTEGER, used_by TEXT
+      );
+      -- service-auth tokens already accepted, until they expire (src/xrpc/replay.ts)
+      CREATE TABLE IF NOT EXISTS seen_token (key TEXT PRIMARY KEY, exp INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS seen_token_exp ON seen_token (exp);
+      -- control actions, append-only (src/daemon/audit.ts)
+      CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, action TEXT NOT NULL,
+        actor TEXT, target TEXT, outcome TEXT NOT NULL, detail TEXT
+      );
     `)
+    if (file !== ':memory:') {
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) chmodIfExists(f, 0o600)
+    }
   }
 
   private statements = new Map<string, Database.Statement>()
@@ -79,5 +106,27 @@ export class LocalDb {
 
   close(): void {
     this.db.close()
+  }
+}
+
+/**
+ * Creates a directory readable by its user only, or narrows an existing one to that.
+ * A shared directory that merely contains the state (the filesystem root, the home or
+ * temp directory, any sticky directory like /tmp) is left alone: narrowing it would
+ * break other users, and a daemon running as root could do it.
+ */
+export function makePrivateDir(dir: string): void {
+  const abs = path.resolve(dir)
+  fs.mkdirSync(abs, { recursive: true, mode: 0o700 })
+  const shared = [path.parse(abs).root, os.homedir(), os.tmpdir()].map((d) => path.resolve(d))
+  if (shared.includes(abs) || (fs.statSync(abs).mode & 0o1000) !== 0) return
+  fs.chmodSync(abs, 0o700)
+}
+
+export function chmodIfExists(file: string, mode: number): void {
+  try {
+    fs.chmodSync(file, mode)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
 }

@@ -10,8 +10,13 @@ import {
   createServer as createXrpcServer,
 } from '@atproto/xrpc-server'
 import { schemas } from './lexicons.js'
+import * as CommuneAppviewGetLedger from './types/commune/appview/getLedger.js'
+import * as CommuneAppviewGetWorkload from './types/commune/appview/getWorkload.js'
+import * as CommuneAppviewListMeshlets from './types/commune/appview/listMeshlets.js'
+import * as CommuneAppviewListWorkloads from './types/commune/appview/listWorkloads.js'
 import * as FarmMeshletDeleteWorkload from './types/farm/meshlet/deleteWorkload.js'
 import * as FarmMeshletDrain from './types/farm/meshlet/drain.js'
+import * as FarmMeshletGetAuditLog from './types/farm/meshlet/getAuditLog.js'
 import * as FarmMeshletGetCapacity from './types/farm/meshlet/getCapacity.js'
 import * as FarmMeshletGetWorkloadLogs from './types/farm/meshlet/getWorkloadLogs.js'
 import * as FarmMeshletGetWorkloadStatus from './types/farm/meshlet/getWorkloadStatus.js'
@@ -70,11 +75,69 @@ export class ComAtprotoRepoNS {
 
 export class CommuneNS {
   _server: Server
+  appview: CommuneAppviewNS
   scheduler: CommuneSchedulerNS
 
   constructor(server: Server) {
     this._server = server
+    this.appview = new CommuneAppviewNS(server)
     this.scheduler = new CommuneSchedulerNS(server)
+  }
+}
+
+export class CommuneAppviewNS {
+  _server: Server
+
+  constructor(server: Server) {
+    this._server = server
+  }
+
+  getLedger<A extends Auth = void>(
+    cfg: MethodConfigOrHandler<
+      A,
+      CommuneAppviewGetLedger.QueryParams,
+      CommuneAppviewGetLedger.HandlerInput,
+      CommuneAppviewGetLedger.HandlerOutput
+    >,
+  ) {
+    const nsid = 'commune.appview.getLedger' // @ts-ignore
+    return this._server.xrpc.method(nsid, cfg)
+  }
+
+  getWorkload<A extends Auth = void>(
+    cfg: MethodConfigOrHandler<
+      A,
+      CommuneAppviewGetWorkload.QueryParams,
+      CommuneAppviewGetWorkload.HandlerInput,
+      CommuneAppviewGetWorkload.HandlerOutput
+    >,
+  ) {
+    const nsid = 'commune.appview.getWorkload' // @ts-ignore
+    return this._server.xrpc.method(nsid, cfg)
+  }
+
+  listMeshlets<A extends Auth = void>(
+    cfg: MethodConfigOrHandler<
+      A,
+      CommuneAppviewListMeshlets.QueryParams,
+      CommuneAppviewListMeshlets.HandlerInput,
+      CommuneAppviewListMeshlets.HandlerOutput
+    >,
+  ) {
+    const nsid = 'commune.appview.listMeshlets' // @ts-ignore
+    return this._server.xrpc.method(nsid, cfg)
+  }
+
+  listWorkloads<A extends Auth = void>(
+    cfg: MethodConfigOrHandler<
+      A,
+      CommuneAppviewListWorkloads.QueryParams,
+      CommuneAppviewListWorkloads.HandlerInput,
+      CommuneAppviewListWorkloads.HandlerOutput
+    >,
+  ) {
+    const nsid = 'commune.appview.listWorkloads' // @ts-ignore
+    return this._server.xrpc.method(nsid, cfg)
   }
 }
 
@@ -124,6 +187,18 @@ export class FarmMeshletNS {
     >,
   ) {
     const nsid = 'farm.meshlet.drain' // @ts-ignore
+    return this._server.xrpc.method(nsid, cfg)
+  }
+
+  getAuditLog<A extends Auth = void>(
+    cfg: MethodConfigOrHandler<
+      A,
+      FarmMeshletGetAuditLog.QueryParams,
+      FarmMeshletGetAuditLog.HandlerInput,
+      FarmMeshletGetAuditLog.HandlerOutput
+    >,
+  ) {
+    const nsid = 'farm.meshlet.getAuditLog' // @ts-ignore
     return this._server.xrpc.method(nsid, cfg)
   }
 

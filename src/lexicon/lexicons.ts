@@ -32,6 +32,844 @@ export const schemaDict = {
       },
     },
   },
+  CommuneAppviewDefs: {
+    lexicon: 1,
+    id: 'commune.appview.defs',
+    description:
+      "Views returned by a commune appview: what it indexed from the commune's public commune.scheduler.* records, and what the placement function derives from them (docs/appview.md).",
+    defs: {
+      workloadView: {
+        type: 'object',
+        description:
+          "One workload record, summarised: its replicas' states and its placement.",
+        required: [
+          'uri',
+          'cid',
+          'owner',
+          'image',
+          'replicas',
+          'resources',
+          'createdAt',
+          'state',
+          'phase',
+          'placed',
+          'statuses',
+        ],
+        properties: {
+          uri: {
+            type: 'string',
+            format: 'at-uri',
+          },
+          cid: {
+            type: 'string',
+            format: 'cid',
+          },
+          owner: {
+            type: 'string',
+            format: 'did',
+            description: 'The repo the workload record lives in.',
+          },
+          name: {
+            type: 'string',
+            maxLength: 128,
+          },
+          image: {
+            type: 'string',
+            maxLength: 512,
+          },
+          replicas: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 64,
+            description: 'Replicas wanted.',
+          },
+          resources: {
+            type: 'ref',
+            ref: 'lex:commune.scheduler.defs#resources',
+            description: 'Per replica.',
+          },
+          tier: {
+            type: 'string',
+            maxLength: 8,
+          },
+          createdAt: {
+            type: 'string',
+            format: 'datetime',
+          },
+          state: {
+            type: 'string',
+            maxLength: 32,
+            knownValues: [
+              'pending',
+              'queued',
+              'running',
+              'succeeded',
+              'failed',
+              'stopped',
+            ],
+            description:
+              'One word for the whole workload: pending (being placed or about to start), queued (no meshlet with room yet), running (a replica runs), or how it ended once every wanted replica finished (failed also when the queue timeout passed with none running).',
+          },
+          phase: {
+            type: 'string',
+            maxLength: 32,
+            knownValues: ['placing', 'placed', 'queued', 'failed'],
+            description: "The placement's phase (docs/protocol.md).",
+          },
+          placed: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 64,
+            description:
+              'Replicas with a meshlet: finished, running and selected.',
+          },
+          reason: {
+            type: 'string',
+            maxLength: 2048,
+            description: 'For queued or failed: why replicas have no meshlet.',
+          },
+          queueDeadline: {
+            type: 'string',
+            format: 'datetime',
+            description: 'When replicas still unplaced fail.',
+          },
+          statuses: {
+            type: 'array',
+            items: {
+              type: 'ref',
+              ref: 'lex:commune.appview.defs#replicaView',
+            },
+            description:
+              'Every status record about this version of the workload, by meshlet and replica.',
+          },
+        },
+      },
+      replicaView: {
+        type: 'object',
+        description:
+          "One workloadStatus record: a meshlet's report on one replica.",
+        required: ['uri', 'meshlet', 'replica', 'state', 'updatedAt'],
+        properties: {
+          uri: {
+            type: 'string',
+            format: 'at-uri',
+            description: 'The status record.',
+          },
+          meshlet: {
+            type: 'string',
+            format: 'did',
+          },
+          replica: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 63,
+          },
+          state: {
+            type: 'string',
+            maxLength: 32,
+            knownValues: [
+              'scheduled',
+              'running',
+              'succeeded',
+              'failed',
+              'stopped',
+              'yielded',
+              'paused',
+            ],
+          },
+          round: {
+            type: 'integer',
+            minimum: 0,
+          },
+          exitCode: {
+            type: 'integer',
+          },
+          cpuMillis: {
+            type: 'integer',
+            minimum: 0,
+          },
+          memoryPeakBytes: {
+            type: 'integer',
+            minimum: 0,
+          },
+          message: {
+            type: 'string',
+            maxLength: 1024,
+          },
+          startedAt: {
+            type: 'string',
+            format: 'datetime',
+          },
+          finishedAt: {
+            type: 'string',
+            format: 'datetime',
+          },
+          updatedAt: {
+            type: 'string',
+            format: 'datetime',
+          },
+        },
+      },
+      placementView: {
+        type: 'object',
+        description:
+          "The placement of one workload, as every meshlet computes it (src/scheduler/placement.ts place()), at the appview's clock.",
+        required: [
+          'phase',
+          'round',
+          'placed',
+          'wanted',
+          'settled',
+          'queueDeadline',
+          'waitingFor',
+          'selected',
+          'whyNot',
+          'answers',
+          'rejected',
+        ],
+        properties: {
+          phase: {
+            type: 'string',
+            maxLength: 32,
+            knownValues: ['placing', 'placed', 'queued', 'failed'],
+          },
+          round: {
+            type: 'integer',
+            minimum: 0,
+            description: 'The round being decided.',
+          },
+          placed: {
+            type: 'integer',
+            minimum: 0,
+          },
+          wanted: {
+            type: 'integer',
+            minimum: 1,
+          },
+          settled: {
+            type: 'boolean',
+            description:
+              'Every replica is placed, or no answer can change the current round any more.',
+          },
+          reason: {
+            type: 'string',
+            maxLength: 2048,
+          },
+          queueDeadline: {
+            type: 'string',
+            format: 'datetime',
+          },
+          waitingFor: {
+            type: 'array',
+            items: {
+              type: 'string',
+              format: 'did',
+            },
+            description:
+              'Candidates that should answer the current round and have not.',
+          },
+          selected: {
+            type: 'array',
+            items: {
+              type: 'ref',
+              ref: 'lex:commune.appview.defs#assignmentView',
+            },
+          },
+          whyNot: {
+            type: 'array',
+            items: {
+              type: 'ref',
+              ref: 'lex:commune.appview.defs#whyNotView',
+            },
+            description: 'Every known meshlet that takes no replica, and why.',
+          },
+          answers: {
+            type: 'array',
+            items: {
+              type: 'ref',
+              ref: 'lex:commune.appview.defs#answerView',
+            },
+            description: 'The answers that count, by round.',
+          },
+          rejected: {
+            type: 'array',
+            items: {
+              type: 'ref',
+              ref: 'lex:commune.appview.defs#rejectedBidView',
+            },
+          },
+        },
+      },
+      assignmentView: {
+        type: 'object',
+        required: [
+          'meshlet',
+          'replicas',
+          'finished',
+          'round',
+          'via',
+          'confirmed',
+        ],
+        properties: {
+          meshlet: {
+            type: 'string',
+            format: 'did',
+          },
+          replicas: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Replicas it runs or is to run now.',
+          },
+          finished: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Replicas it finished (never run again).',
+          },
+          round: {
+            type: 'integer',
+            minimum: 0,
+          },
+          via: {
+            type: 'string',
+            maxLength: 16,
+            knownValues: ['held', 'answer', 'finished'],
+          },
+          confirmed: {
+            type: 'boolean',
+            description:
+              'May run now: no candidate ranked above it in its round is still to answer.',
+          },
+        },
+      },
+      whyNotView: {
+        type: 'object',
+        required: ['meshlet', 'reason'],
+        properties: {
+          meshlet: {
+            type: 'string',
+            format: 'did',
+          },
+          reason: {
+            type: 'string',
+            maxLength: 512,
+            description:
+              'not-linked, not-a-member, infeasible:memory, stale-heartbeat, declined:no room, lost:heartbeat-expired, awaiting-answer, not-needed, ... (docs/protocol.md).',
+          },
+        },
+      },
+      answerView: {
+        type: 'object',
+        required: ['uri', 'meshlet', 'round', 'accept', 'slots', 'createdAt'],
+        properties: {
+          uri: {
+            type: 'string',
+            format: 'at-uri',
+            description: 'The bid record.',
+          },
+          meshlet: {
+            type: 'string',
+            format: 'did',
+          },
+          round: {
+            type: 'integer',
+            minimum: 0,
+          },
+          accept: {
+            type: 'boolean',
+            description: 'An offer (true) or a decline.',
+          },
+          slots: {
+            type: 'integer',
+            minimum: 0,
+          },
+          reason: {
+            type: 'string',
+            maxLength: 512,
+          },
+          createdAt: {
+            type: 'string',
+            format: 'datetime',
+          },
+        },
+      },
+      rejectedBidView: {
+        type: 'object',
+        required: ['uri', 'reason'],
+        properties: {
+          uri: {
+            type: 'string',
+            format: 'at-uri',
+          },
+          reason: {
+            type: 'string',
+            maxLength: 64,
+            knownValues: [
+              'wrong-workload-cid',
+              'not-a-candidate',
+              'after-queue-timeout',
+              'superseded',
+              'conflicting-answers',
+            ],
+          },
+        },
+      },
+      timelineEvent: {
+        type: 'object',
+        description:
+          "One step in a workload's life, from signed timestamps: the workload's createdAt, each bid's createdAt, each status's startedAt, finishedAt and (for the states the appview saw on the firehose) updatedAt.",
+        required: ['at', 'kind'],
+        properties: {
+          at: {
+            type: 'string',
+            format: 'datetime',
+          },
+          kind: {
+            type: 'string',
+            maxLength: 32,
+            knownValues: [
+              'submitted',
+              'offered',
+              'declined',
+              'bid-rejected',
+              'placed',
+              'queued',
+              'scheduled',
+              'running',
+              'paused',
+              'succeeded',
+              'failed',
+              'stopped',
+              'yielded',
+            ],
+          },
+          meshlet: {
+            type: 'string',
+            format: 'did',
+          },
+          replica: {
+            type: 'integer',
+            minimum: 0,
+          },
+          round: {
+            type: 'integer',
+            minimum: 0,
+          },
+          detail: {
+            type: 'string',
+            maxLength: 2048,
+            description:
+              "The reason or outcome in words: a decline's reason, an exit code, a status message.",
+          },
+        },
+      },
+      meshletView: {
+        type: 'object',
+        description:
+          'One meshlet, from its capacity record (the heartbeat), its link records and the status records it wrote.',
+        required: [
+          'did',
+          'linked',
+          'health',
+          'heartbeatSeconds',
+          'running',
+          'paused',
+          'draining',
+          'drivers',
+          'clusters',
+        ],
+        properties: {
+          did: {
+            type: 'string',
+            format: 'did',
+          },
+          owner: {
+            type: 'string',
+            format: 'did',
+            description: 'The owner, when the link verifies both ways.',
+          },
+          linked: {
+            type: 'boolean',
+          },
+          health: {
+            type: 'string',
+            maxLength: 16,
+            knownValues: ['green', 'yellow', 'red', 'unknown'],
+            description:
+              "From the heartbeat's age: green within one interval, yellow within three, red beyond (each with the protocol's clock-skew allowance); unknown without a capacity record.",
+          },
+          heartbeatAt: {
+            type: 'string',
+            format: 'datetime',
+            description: "The capacity record's updatedAt.",
+          },
+          heartbeatAgeSeconds: {
+            type: 'integer',
+            minimum: 0,
+          },
+          heartbeatSeconds: {
+            type: 'integer',
+            minimum: 1,
+          },
+          onlineSince: {
+            type: 'string',
+            format: 'datetime',
+          },
+          total: {
+            type: 'ref',
+            ref: 'lex:commune.scheduler.defs#resources',
+          },
+          allocatable: {
+            type: 'ref',
+            ref: 'lex:commune.scheduler.defs#resources',
+          },
+          running: {
+            type: 'integer',
+            minimum: 0,
+            description:
+              'Replicas it reports running, of workloads that still exist.',
+          },
+          paused: {
+            type: 'integer',
+            minimum: 0,
+            description: 'Replicas it reports paused.',
+          },
+          draining: {
+            type: 'boolean',
+          },
+          declining: {
+            type: 'string',
+            maxLength: 512,
+          },
+          disk: {
+            type: 'ref',
+            ref: 'lex:commune.scheduler.capacity#disk',
+          },
+          arch: {
+            type: 'string',
+            maxLength: 32,
+          },
+          drivers: {
+            type: 'array',
+            items: {
+              type: 'string',
+              maxLength: 32,
+            },
+          },
+          endpoint: {
+            type: 'string',
+            format: 'uri',
+          },
+          clusters: {
+            type: 'array',
+            items: {
+              type: 'string',
+              maxLength: 512,
+            },
+            description: 'Names of its cluster records.',
+          },
+        },
+      },
+      ledgerRow: {
+        type: 'object',
+        description:
+          "One owner over one period: what its meshlets served to other owners' workloads and what its workloads used on other owners' meshlets. A finished replica counts in the period its finishedAt falls in; cpu is what fair share counts (src/scheduler/fairshare.ts), memory is the memory the workload requested times the replica's wall time (docs/appview.md).",
+        required: [
+          'owner',
+          'periodStart',
+          'periodEnd',
+          'servedCpuMillis',
+          'usedCpuMillis',
+          'balanceCpuMillis',
+          'servedMemoryMiBSeconds',
+          'usedMemoryMiBSeconds',
+          'balanceMemoryMiBSeconds',
+          'servedReplicas',
+          'usedReplicas',
+        ],
+        properties: {
+          owner: {
+            type: 'string',
+            format: 'did',
+          },
+          periodStart: {
+            type: 'string',
+            format: 'datetime',
+          },
+          periodEnd: {
+            type: 'string',
+            format: 'datetime',
+            description: 'Exclusive.',
+          },
+          servedCpuMillis: {
+            type: 'integer',
+            minimum: 0,
+          },
+          usedCpuMillis: {
+            type: 'integer',
+            minimum: 0,
+          },
+          balanceCpuMillis: {
+            type: 'integer',
+            description: 'Served minus used.',
+          },
+          servedMemoryMiBSeconds: {
+            type: 'integer',
+            minimum: 0,
+          },
+          usedMemoryMiBSeconds: {
+            type: 'integer',
+            minimum: 0,
+          },
+          balanceMemoryMiBSeconds: {
+            type: 'integer',
+          },
+          servedReplicas: {
+            type: 'integer',
+            minimum: 0,
+          },
+          usedReplicas: {
+            type: 'integer',
+            minimum: 0,
+          },
+        },
+      },
+    },
+  },
+  CommuneAppviewGetLedger: {
+    lexicon: 1,
+    id: 'commune.appview.getLedger',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          "The contribution ledger: per owner and period, cpu and memory served to others and used on others' meshlets, from finished status records only (docs/appview.md says how to reproduce it).",
+        parameters: {
+          type: 'params',
+          required: ['from', 'to'],
+          properties: {
+            from: {
+              type: 'string',
+              format: 'datetime',
+              description: 'Inclusive.',
+            },
+            to: {
+              type: 'string',
+              format: 'datetime',
+              description: 'Exclusive.',
+            },
+            period: {
+              type: 'string',
+              maxLength: 16,
+              knownValues: ['total', 'day', 'week', 'month'],
+              default: 'total',
+              description:
+                'One row per owner for the whole range (total), or per UTC day, ISO week (from Monday) or calendar month, clipped to the range.',
+            },
+            owner: {
+              type: 'string',
+              format: 'did',
+              description: "Only this owner's rows.",
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['from', 'to', 'period', 'rows'],
+            properties: {
+              from: {
+                type: 'string',
+                format: 'datetime',
+              },
+              to: {
+                type: 'string',
+                format: 'datetime',
+              },
+              period: {
+                type: 'string',
+                maxLength: 16,
+              },
+              rows: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:commune.appview.defs#ledgerRow',
+                },
+                description:
+                  'By period, then owner. Owners with nothing served or used in a period have no row.',
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneAppviewGetWorkload: {
+    lexicon: 1,
+    id: 'commune.appview.getWorkload',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          'One workload: its record, its placement with the reason every other meshlet takes no replica, its status records and its timeline.',
+        parameters: {
+          type: 'params',
+          required: ['uri'],
+          properties: {
+            uri: {
+              type: 'string',
+              format: 'at-uri',
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['workload', 'record', 'placement', 'timeline'],
+            properties: {
+              workload: {
+                type: 'ref',
+                ref: 'lex:commune.appview.defs#workloadView',
+              },
+              record: {
+                type: 'unknown',
+                description:
+                  'The commune.scheduler.workload record as its owner signed it.',
+              },
+              placement: {
+                type: 'ref',
+                ref: 'lex:commune.appview.defs#placementView',
+              },
+              timeline: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:commune.appview.defs#timelineEvent',
+                },
+                description: 'Oldest first.',
+              },
+            },
+          },
+        },
+        errors: [
+          {
+            name: 'WorkloadNotFound',
+            description:
+              'The appview holds no workload record at that uri (never seen, or deleted).',
+          },
+        ],
+      },
+    },
+  },
+  CommuneAppviewListMeshlets: {
+    lexicon: 1,
+    id: 'commune.appview.listMeshlets',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          "Every meshlet the appview knows (it wrote a capacity or meshletOwner record), by DID, with its health at the appview's clock.",
+        parameters: {
+          type: 'params',
+          properties: {
+            owner: {
+              type: 'string',
+              format: 'did',
+              description:
+                'Only the meshlets whose link to this owner verifies.',
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['meshlets', 'now'],
+            properties: {
+              meshlets: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:commune.appview.defs#meshletView',
+                },
+              },
+              now: {
+                type: 'string',
+                format: 'datetime',
+                description: 'The clock the health was judged at.',
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+  CommuneAppviewListWorkloads: {
+    lexicon: 1,
+    id: 'commune.appview.listWorkloads',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          "The commune's workloads, newest first (by createdAt, then uri). Public: everything here is in public records.",
+        parameters: {
+          type: 'params',
+          properties: {
+            owner: {
+              type: 'string',
+              format: 'did',
+              description: "Only this owner's workloads.",
+            },
+            state: {
+              type: 'string',
+              maxLength: 32,
+              knownValues: [
+                'pending',
+                'queued',
+                'running',
+                'succeeded',
+                'failed',
+                'stopped',
+              ],
+              description: 'Only workloads in this state (workloadView.state).',
+            },
+            limit: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 100,
+              default: 50,
+            },
+            cursor: {
+              type: 'string',
+              maxLength: 1024,
+              description: 'From the previous page.',
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['workloads'],
+            properties: {
+              cursor: {
+                type: 'string',
+              },
+              workloads: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:commune.appview.defs#workloadView',
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
   CommuneSchedulerBid: {
     lexicon: 1,
     id: 'commune.scheduler.bid',
@@ -1008,6 +1846,98 @@ export const schemaDict = {
       },
     },
   },
+  FarmMeshletGetAuditLog: {
+    lexicon: 1,
+    id: 'farm.meshlet.getAuditLog',
+    defs: {
+      main: {
+        type: 'query',
+        description:
+          "This meshlet's local audit log, newest first: every XRPC call but health (method, caller, outcome), pairing attempts, the share-grant changes it saw for itself, and the replicas it stopped on a grant's revoke or kill. Allowed: this meshlet's owner only.",
+        parameters: {
+          type: 'params',
+          properties: {
+            limit: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 100,
+              default: 50,
+            },
+            cursor: {
+              type: 'string',
+              maxLength: 32,
+              description: 'From the previous page: entries older than it.',
+            },
+          },
+        },
+        output: {
+          encoding: 'application/json',
+          schema: {
+            type: 'object',
+            required: ['entries'],
+            properties: {
+              cursor: {
+                type: 'string',
+              },
+              entries: {
+                type: 'array',
+                items: {
+                  type: 'ref',
+                  ref: 'lex:farm.meshlet.getAuditLog#entry',
+                },
+              },
+            },
+          },
+        },
+      },
+      entry: {
+        type: 'object',
+        description: 'One control action.',
+        required: ['id', 'at', 'action', 'outcome'],
+        properties: {
+          id: {
+            type: 'integer',
+            minimum: 1,
+            description: 'Increasing with time.',
+          },
+          at: {
+            type: 'string',
+            format: 'datetime',
+          },
+          action: {
+            type: 'string',
+            maxLength: 128,
+            description:
+              'An XRPC method NSID (farm.meshlet.drain, ...), pairing.issue, pairing.redeem, grant.created|updated|paused|resumed|revoked|deleted, or what the engine reports (revoke and kill stops).',
+          },
+          actor: {
+            type: 'string',
+            format: 'did',
+            description:
+              "Who did it, when known: the verified caller, the grant's author.",
+          },
+          target: {
+            type: 'string',
+            maxLength: 8192,
+            description:
+              "What it was done to: a workload URI, a grant's recipient.",
+          },
+          outcome: {
+            type: 'string',
+            maxLength: 64,
+            knownValues: ['ok', 'refused', 'error', 'paired', 'seen'],
+            description:
+              'For calls: ok, refused (4xx, status in detail) or error (5xx); for the rest, how it ended.',
+          },
+          detail: {
+            type: 'unknown',
+            description:
+              "More about it: status and error name of a call, a grant's uri and what changed, ...",
+          },
+        },
+      },
+    },
+  },
   FarmMeshletGetCapacity: {
     lexicon: 1,
     id: 'farm.meshlet.getCapacity',
@@ -1276,7 +2206,7 @@ export const schemaDict = {
       main: {
         type: 'procedure',
         description:
-          'Pair this meshlet with the caller using the one-time password the meshlet printed (8 digits, valid 10 minutes, used once). On success the meshlet writes its meshletOwner record naming the caller, who then writes commune.scheduler.meshlet.',
+          "Pair this meshlet with the caller using a one-time code issued on the meshlet's host (`meshlet pair`, or printed by `meshlet run` while it has no owner): 8 digits, valid 10 minutes, used once, void after 5 wrong attempts (a wrong try counts against every live code). The link names the caller (the service-auth token's issuer), never anyone the body names. On success the meshlet writes its meshletOwner record naming the caller, who then writes commune.scheduler.meshlet. A meshlet whose meshletOwner record names someone else refuses.",
         input: {
           encoding: 'application/json',
           schema: {
@@ -1311,9 +2241,23 @@ export const schemaDict = {
         errors: [
           {
             name: 'InvalidOtp',
+            description: 'The code matches no code this meshlet issued.',
+          },
+          {
+            name: 'ExpiredOtp',
+            description: 'The code was valid 10 minutes and that has passed.',
+          },
+          {
+            name: 'UsedOtp',
+            description: 'The code was already used.',
+          },
+          {
+            name: 'VoidOtp',
+            description: 'The code is void after 5 wrong attempts.',
           },
           {
             name: 'AlreadyPaired',
+            description: 'This meshlet already names another owner.',
           },
         ],
       },
@@ -1479,6 +2423,11 @@ export function validate(
 
 export const ids = {
   ComAtprotoRepoStrongRef: 'com.atproto.repo.strongRef',
+  CommuneAppviewDefs: 'commune.appview.defs',
+  CommuneAppviewGetLedger: 'commune.appview.getLedger',
+  CommuneAppviewGetWorkload: 'commune.appview.getWorkload',
+  CommuneAppviewListMeshlets: 'commune.appview.listMeshlets',
+  CommuneAppviewListWorkloads: 'commune.appview.listWorkloads',
   CommuneSchedulerBid: 'commune.scheduler.bid',
   CommuneSchedulerCapacity: 'commune.scheduler.capacity',
   CommuneSchedulerCluster: 'commune.scheduler.cluster',
@@ -1493,6 +2442,7 @@ export const ids = {
   FarmMeshletDefs: 'farm.meshlet.defs',
   FarmMeshletDeleteWorkload: 'farm.meshlet.deleteWorkload',
   FarmMeshletDrain: 'farm.meshlet.drain',
+  FarmMeshletGetAuditLog: 'farm.meshlet.getAuditLog',
   FarmMeshletGetCapacity: 'farm.meshlet.getCapacity',
   FarmMeshletGetWorkloadLogs: 'farm.meshlet.getWorkloadLogs',
   FarmMeshletGetWorkloadStatus: 'farm.meshlet.getWorkloadStatus',

@@ -1,5 +1,7 @@
 // Calls a meshlet by DID: its endpoint comes from its public capacity record, the token
-// from the caller's own PDS (com.atproto.server.getServiceAuth), the standard way.
+// from the caller's own PDS (com.atproto.server.getServiceAuth), the standard way. A
+// fresh token for every call: the meshlet accepts each token once, and only short-lived
+// ones (the PDS default, 60 s).
 import type { AtpAgent } from '@atproto/api'
 import { COLLECTIONS } from '../records/index.js'
 import type { RepoReader } from '../repo/reader.js'
@@ -11,6 +13,7 @@ import type * as DeleteWorkload from '../lexicon/types/farm/meshlet/deleteWorklo
 import type * as Drain from '../lexicon/types/farm/meshlet/drain.js'
 import type * as Health from '../lexicon/types/farm/meshlet/health.js'
 import type * as Pair from '../lexicon/types/farm/meshlet/pair.js'
+import type * as GetAuditLog from '../lexicon/types/farm/meshlet/getAuditLog.js'
 
 export class MeshletCallError extends Error {
   override name = 'MeshletCallError'
@@ -35,6 +38,7 @@ interface Methods {
   'farm.meshlet.drain': { params: Record<string, never>; input: undefined; output: Drain.OutputSchema }
   'farm.meshlet.undrain': { params: Record<string, never>; input: undefined; output: Drain.OutputSchema }
   'farm.meshlet.pair': { params: Record<string, never>; input: Pair.InputSchema; output: Pair.OutputSchema }
+  'farm.meshlet.getAuditLog': { params: Partial<GetAuditLog.QueryParams>; input: undefined; output: GetAuditLog.OutputSchema }
 }
 export type MethodId = keyof Methods
 
@@ -55,13 +59,43 @@ export class MeshletClient {
     return cap.value.record.endpoint.replace(/\/$/, '')
   }
 
+  /**
+   * A meshlet named by DID (its endpoint from its capacity record) or by the base URL of
+   * its XRPC service (its DID from its health method: a meshlet that has no owner yet
+   * may have no endpoint anyone can find).
+   */
+  async resolve(didOrUrl: string): Promise<{ did: string; endpoint: string }> {
+    if (didOrUrl.startsWith('did:')) return { did: didOrUrl, endpoint: await this.endpointOf(didOrUrl) }
+    let url: URL
+    try {
+      url = new URL(didOrUrl)
+    } catch {
+      throw new MeshletCallError(0, 'BadTarget', `not a DID or an http(s) URL: ${didOrUrl}`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new MeshletCallError(0, 'BadTarget', `not a DID or an http(s) URL: ${didOrUrl}`)
+    const endpoint = url.toString().replace(/\/$/, '')
+    const health = await this.callAt(endpoint, '', 'farm.meshlet.health')
+    if (typeof health.did !== 'string' || !health.did.startsWith('did:')) throw new MeshletCallError(0, 'NotAMeshlet', `${endpoint} does not answer as a meshlet`)
+    return { did: health.did, endpoint }
+  }
+
   async call<M extends MethodId>(
     meshletDid: string,
     method: M,
     params: Methods[M]['params'] = {} as Methods[M]['params'],
     input?: Methods[M]['input'],
   ): Promise<Methods[M]['output']> {
-    const endpoint = await this.endpointOf(meshletDid)
+    return this.callAt(await this.endpointOf(meshletDid), meshletDid, method, params, input)
+  }
+
+  /** Calls the meshlet `meshletDid` (the token's audience) at a known endpoint. */
+  async callAt<M extends MethodId>(
+    endpoint: string,
+    meshletDid: string,
+    method: M,
+    params: Methods[M]['params'] = {} as Methods[M]['params'],
+    input?: Methods[M]['input'],
+  ): Promise<Methods[M]['output']> {
     const headers: Record<string, string> = {}
     if (method !== 'farm.meshlet.health') {
       const res = await this.agent.com.atproto.server.getServiceAuth({ aud: meshletDid, lxm: method })

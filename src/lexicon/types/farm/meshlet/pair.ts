@@ -39,7 +39,7 @@ export interface HandlerSuccess {
 export interface HandlerError {
   status: number
   message?: string
-  error?: 'InvalidOtp' | 'AlreadyPaired'
+  error?: 'InvalidOtp' | 'ExpiredOtp' | 'UsedOtp' | 'VoidOtp' | 'AlreadyPaired'
 }
 
 export type HandlerOutput = HandlerError | HandlerSuccess
