@@ -73,6 +73,7 @@ async function run(n: number): Promise<Result> {
           allowInsecureHttp: true,
           dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'meshlet-bench-')),
           driver: 'none',
+          diskFloorMiB: 0,
           resources: { cpuMillis: 256000, memoryMiB: 1048576 },
         },
         { logger },

@@ -1,14 +1,16 @@
 // meshlet's commands. Every command has --help and --json, and fails with one line and a
 // non-zero exit.
 import { parseArgs } from 'node:util'
-import os from 'node:os'
-import path from 'node:path'
 import { CliError } from './errors.js'
 import type { OwnerSession as Session, WorkloadPlacement } from './owner.js'
-import { need, ownerLogin, OWNER_HELP, OWNER_OPTS, print, session, type Command, type Values } from './command.js'
+import { ownerLogin, OWNER_HELP, OWNER_OPTS, print, session, type Command, type Values } from './command.js'
 import type { Placement } from '../scheduler/placement.js'
 import { ConfigError } from '../daemon/config.js'
 import { waitFor } from '../util/time.js'
+import { shareCommands } from './share.js'
+import { drainCommands } from './drain.js'
+import { initCommand, pairCommands } from './pair.js'
+import { auditCommands } from './audit.js'
 
 const commands: Record<string, Command> = {
   dev: {
@@ -20,36 +22,7 @@ const commands: Record<string, Command> = {
       await runDev({ dataDir: v['data-dir'] as string | undefined, driver: v.driver as 'docker' | 'process' | undefined, json: Boolean(v.json) })
     },
   },
-  init: {
-    summary: 'link a meshlet account to its owner (writes both link records)',
-    usage: `meshlet init --meshlet-handle H --meshlet-password P [--meshlet-pds URL] [--create --email E] [--name N] [--data-dir DIR]
-  Creates the meshlet account with --create if it does not exist, writes
-  commune.scheduler.meshletOwner (meshlet repo) and commune.scheduler.meshlet (owner repo),
-  verifies the link, and saves the meshlet's config for 'meshlet run' in DIR/config.json.`,
-    options: {
-      ...OWNER_OPTS,
-      'meshlet-pds': { type: 'string' },
-      'meshlet-handle': { type: 'string' },
-      'meshlet-password': { type: 'string' },
-      create: { type: 'boolean' },
-      email: { type: 'string' },
-      name: { type: 'string' },
-      'data-dir': { type: 'string' },
-    },
-    async run(v) {
-      const { init } = await import('./daemon.js')
-      const res = await init(ownerLogin(v), {
-        pds: (v['meshlet-pds'] as string) ?? ownerLogin(v).pds,
-        handle: need(v, 'meshlet-handle'),
-        password: need(v, 'meshlet-password'),
-        create: Boolean(v.create),
-        email: v.email as string | undefined,
-        name: v.name as string | undefined,
-        dataDir: (v['data-dir'] as string) ?? path.join(os.homedir(), '.meshlet'),
-      })
-      print(v, res, () => `linked meshlet ${res.meshlet} to owner ${res.owner}; config saved to ${res.configFile}\nnext: meshlet run --config ${res.configFile}`)
-    },
-  },
+  init: initCommand,
   run: {
     summary: 'run the meshlet daemon',
     usage: `meshlet run [--config FILE] [options]
@@ -61,6 +34,8 @@ const commands: Record<string, Command> = {
   --firehose URL[,URL]                relay or PDS URLs (default: the cluster members' PDSes)  MESHLET_FIREHOSE
   --cluster NAME=DID,DID              publish a cluster record (repeatable)  MESHLET_CLUSTER (NAME=DID,DID;NAME2=...)
   --reserve-cpu MILLIS --reserve-memory MIB   held back from what is offered
+  --disk-floor MIB                    decline new work under this much free disk  MESHLET_DISK_FLOOR_MIB
+                                      (default max(20 % of the disk, 50 GiB); 0 turns it off)
   --label KEY=VALUE                   capacity label (repeatable)
   --insecure-http                     allow http:// identity lookups (local dev networks only)`,
     options: {
@@ -78,6 +53,7 @@ const commands: Record<string, Command> = {
       cluster: { type: 'string', multiple: true },
       'reserve-cpu': { type: 'string' },
       'reserve-memory': { type: 'string' },
+      'disk-floor': { type: 'string' },
       label: { type: 'string', multiple: true },
       'insecure-http': { type: 'boolean' },
       json: { type: 'boolean' },
@@ -206,6 +182,10 @@ ${OWNER_HELP}`,
       )
     },
   },
+  ...pairCommands,
+  ...shareCommands,
+  ...drainCommands,
+  ...auditCommands,
 }
 
 async function waitForFinish(owner: Session, uri: string, replicas: number) {

@@ -140,6 +140,7 @@ export function daemonConfig(v: Values, env = process.env): MeshletConfig {
       firehose: firehose ? firehose.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
       reserve: reserveCpu !== undefined || reserveMem !== undefined ? { cpuMillis: reserveCpu ?? 0, memoryMiB: reserveMem ?? 0 } : undefined,
       labels: labels.length ? labels : undefined,
+      diskFloorMiB: int('disk-floor', 'MESHLET_DISK_FLOOR_MIB'),
       allowInsecureHttp: v['insecure-http'] ? true : env.MESHLET_INSECURE_HTTP === '1' ? true : undefined,
     }),
     plcUrl: str('plc', 'MESHLET_PLC_URL') ?? file.plcUrl ?? 'https://plc.directory',

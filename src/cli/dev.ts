@@ -75,6 +75,8 @@ export async function runDev(o: { dataDir?: string; driver?: 'docker' | 'process
           dataDir: path.join(dataDir, p.name),
           driver,
           port: 0,
+          // a demo on a laptop: keep 1 GiB free rather than the daemon's max(20 %, 50 GiB)
+          diskFloorMiB: 1024,
           // alice's meshlet is a small one, so her demo job runs on a neighbour's
           ...(p.name === 'alice' ? { resources: { cpuMillis: 250, memoryMiB: 512, storageMiB: 1024, gpus: 0 } } : {}),
         },

@@ -1,10 +1,11 @@
 // An owner's view of the commune, against the owner's own PDS and the meshlets' XRPC.
 import { AtpAgent } from '@atproto/api'
+import { TID } from '@atproto/common-web'
 import { AtUri } from '@atproto/syntax'
 import { ClusterFormation } from '../cluster/formation.js'
 import { LocalDb } from '../db/index.js'
 import { createIdResolver } from '../identity/resolver.js'
-import { COLLECTIONS, type WorkloadRecord, type WorkloadStatusRecord } from '../records/index.js'
+import { COLLECTIONS, type SealedSecret, type WorkloadRecord, type WorkloadStatusRecord } from '../records/index.js'
 import { RepoReader } from '../repo/reader.js'
 import { RepoWriter } from '../repo/writer.js'
 import { statusRecordKey } from '../scheduler/hash.js'
@@ -13,7 +14,7 @@ import { place, rankCandidates, type Placement } from '../scheduler/placement.js
 import { PublicState, type Stored } from '../scheduler/state.js'
 import { Ingestor } from '../sync/ingest.js'
 import { silentLogger } from '../util/logger.js'
-import { seal } from '../util/x25519.js'
+import { seal, secretBinding } from '../util/x25519.js'
 import { MeshletClient } from '../xrpc/client.js'
 import type { ParsedSpec } from './spec.js'
 import { CliError } from './errors.js'
@@ -97,21 +98,16 @@ export class OwnerSession {
 
   async submit(spec: ParsedSpec): Promise<{ uri: string; cid: string }> {
     const record: WorkloadRecord = { ...spec.record }
+    // the record key is chosen before sealing: every sealed value is bound to it
+    const rkey = TID.nextStr()
     const names = Object.keys(spec.secrets)
     if (names.length) {
       const { state } = await this.view()
-      // sealed only to the meshlets that could be asked to run it (the very ranking the meshlets compute), never to a mere neighbour of a neighbour
-      const draft = { uri: `at://${this.did}/${COLLECTIONS.workload}/draft`, cid: '', did: this.did, rkey: 'draft', record: { ...record, createdAt: new Date().toISOString() } }
-      const candidates = new Set(rankCandidates(state, draft).candidates.map((c) => c.did))
-      const keys = [...state.capacities.values()].filter((c) => c.record.encryptionKey && candidates.has(c.did))
-      if (keys.length === 0) throw new CliError('no meshlet that could run this workload publishes an encryption key; cannot seal secrets')
-      record.secrets = keys.flatMap((c) =>
-        names.map((name) => ({ name, meshlet: c.did, ciphertext: seal(c.record.encryptionKey!, spec.secrets[name]) })),
-      )
+      record.secrets = sealSecrets(state, this.did, rkey, record, spec.secrets)
     }
     // stamped immediately before the write: the moment the record exists is what rounds and fair share read
     record.createdAt = new Date().toISOString()
-    const res = await this.writer.create(COLLECTIONS.workload, record)
+    const res = await this.writer.create(COLLECTIONS.workload, record, rkey)
     return { uri: res.uri, cid: res.cid ?? '' }
   }
 
@@ -211,6 +207,41 @@ export class OwnerSession {
     await this.writer.delete(COLLECTIONS.workload, parseWorkloadUri(uri).rkey)
   }
 }
+
+/**
+ * Seals each secret to every meshlet that could be asked to run the workload, and to no
+ * other: the candidates of the very ranking the meshlets compute (mutually verified
+ * members, or meshlets lent by a grant, fresh and feasible), never a mere neighbour of a
+ * neighbour that happens to publish a key. Each value is bound to the owner, the record
+ * key, its name and the meshlet, so it opens only in this workload on that meshlet.
+ */
+export function sealSecrets(state: PublicState, owner: string, rkey: string, record: WorkloadRecord, secrets: Record<string, string>): SealedSecret[] {
+  const uri = `at://${owner}/${COLLECTIONS.workload}/${rkey}`
+  const draft = { uri, cid: '', did: owner, rkey, record: { ...record, createdAt: new Date().toISOString() } }
+  const candidates = new Set(rankCandidates(state, draft).candidates.map((c) => c.did))
+  const keys = [...state.capacities.values()].filter((c) => c.record.encryptionKey && candidates.has(c.did)).sort((a, b) => cmp(a.did, b.did))
+  if (keys.length === 0) throw new CliError('no meshlet that could run this workload publishes an encryption key; cannot seal secrets')
+  const names = Object.keys(secrets).sort()
+  if (keys.length * names.length > MAX_SEALED) {
+    throw new CliError(`${names.length} secret(s) for ${keys.length} meshlet(s) make ${keys.length * names.length} sealed values; a workload holds at most ${MAX_SEALED}`)
+  }
+  return keys.flatMap((c) =>
+    names.map((name) => {
+      let ciphertext: string
+      try {
+        ciphertext = seal(c.record.encryptionKey!, secrets[name], secretBinding(uri, name, c.did))
+      } catch (err) {
+        throw new CliError(`cannot seal ${name} to ${c.did}: ${(err as Error).message}`)
+      }
+      if (ciphertext.length > MAX_CIPHERTEXT) throw new CliError(`secret ${name} is too long to seal (at most about ${Math.floor((MAX_CIPHERTEXT * 3) / 4) - 60} bytes)`)
+      return { name, meshlet: c.did, ciphertext }
+    }),
+  )
+}
+
+/** The lexicon's limits (commune.scheduler.workload#secrets, defs#sealedSecret.ciphertext). */
+const MAX_SEALED = 512
+const MAX_CIPHERTEXT = 16384
 
 export function parseWorkloadUri(uri: string): AtUri {
   let at: AtUri

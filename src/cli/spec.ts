@@ -106,10 +106,19 @@ function toEnv(v: unknown): { name: string; value: string }[] {
   throw new SpecError('env must be a map of NAME: value')
 }
 
+/** A secret becomes an environment variable: its name must be one, and its value a scalar. Errors never echo a value. */
 function toSecrets(v: unknown): Record<string, string> {
   if (!isObject(v)) throw new SpecError('secrets must be a map of NAME: value (sealed before publishing)')
-  return Object.fromEntries(Object.entries(v).map(([k, val]) => [k, String(val)]))
+  return Object.fromEntries(
+    Object.entries(v).map(([k, val]) => {
+      if (!ENV_NAME.test(k) || k.length > 256) throw new SpecError(`secret name ${JSON.stringify(k)} is not an environment variable name (letters, digits, _; not starting with a digit)`)
+      if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') throw new SpecError(`secret ${k} must be a string, not ${val === null ? 'null' : Array.isArray(val) ? 'a list' : typeof val}`)
+      return [k, String(val)]
+    }),
+  )
 }
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 function unknownKeys(o: Record<string, unknown>, allowed: Set<string>, where: string): void {
   const bad = Object.keys(o).filter((k) => !allowed.has(k))

@@ -4,18 +4,22 @@
 // the persistent outbox (believed at once), starts go to a bounded pool so a slow image
 // pull never stalls placement, stops go to the driver.
 import type { Logger } from 'pino'
-import type { Driver, ReplicaInfo, ReplicaSpec } from '../executor/types.js'
+import { diskFloorRefusal, type DiskUsage } from '../executor/disk.js'
+import type { Driver, ReplicaInfo, ReplicaSpec, Tier } from '../executor/types.js'
 import { replicaKey } from '../executor/types.js'
 import { reconcile } from '../executor/reconcile.js'
-import { COLLECTIONS, type Collection, type RecordTypes, type Resources, type WorkloadRecord, type WorkloadStatusRecord } from '../records/index.js'
+import { COLLECTIONS, type Collection, type RecordTypes, type Resources, type ShareGrantRecord, type WorkloadRecord, type WorkloadStatusRecord } from '../records/index.js'
 import { Outbox, type OutboxEntry } from '../repo/outbox.js'
-import { decide, type Decision, type LocalReplica } from '../scheduler/decide.js'
+import { decide, type Decision, type LocalReplica, type LocalView } from '../scheduler/decide.js'
+import { eligibility, grantLimitRefusal, holdsReplica, jobTimeoutSeconds, maxConcurrentJobs, revocation, type Eligibility } from '../scheduler/grants.js'
+import { verifiedOwner } from '../scheduler/membership.js'
 import { statusRecordKey } from '../scheduler/hash.js'
 import { place, type Placement, type PlacementOptions } from '../scheduler/placement.js'
 import { isActive, isEnded, statusUri, type StatusState } from '../scheduler/replica.js'
 import type { PublicState, Stored } from '../scheduler/state.js'
 import type { RecordChange } from '../sync/ingest.js'
 import { BoundedPool } from '../util/pool.js'
+import type { SecretBinding } from '../util/x25519.js'
 import { replicaSpec } from './replica-spec.js'
 import { outcome, statusRecord } from './status-record.js'
 
@@ -33,13 +37,23 @@ export interface EngineOptions {
   allocatable: () => Resources
   drivers: string[]
   isDraining: () => boolean
-  /** Opens a secret sealed to this meshlet's key. */
-  openSecret?: (ciphertext: string) => string
+  /** Opens a secret sealed to this meshlet's key, for exactly this binding (workload, name, meshlet). */
+  openSecret?: (ciphertext: string, binding: SecretBinding) => string
   /** When this daemon came online (its capacity record's onlineSince). */
   onlineSince: () => number
   /** Container starts (image pulls included) under way at once. */
   startConcurrency?: number
+  /**
+   * The data disk now and the floor under which new work is declined (executor/disk.ts);
+   * without it the disk is not checked. A grant's minFreeDiskMiB raises the floor for
+   * its recipient's work.
+   */
+  disk?: () => DiskUsage | undefined
+  /** Drain grace after a grant is revoked, per tier, when the grant does not say (default 60 s a, 300 s b and c). */
+  drainGraceSeconds?: Partial<Record<Tier, number>>
   now?: () => number
+  /** Appends to the meshlet's audit log (daemon/audit.ts). */
+  audit?: (entry: { action: string; target?: string; outcome: string; detail?: Record<string, unknown> }) => void
 }
 
 export class PlacementEngine {
@@ -54,10 +68,15 @@ export class PlacementEngine {
   readonly writesPerWorkload = new Map<string, number>()
   readonly listeners = new Set<(p: Placement) => void>()
   private exitUnsub?: () => void
+  /** Grants of this meshlet as last seen, so a deleted one is still known: deleting a grant revokes it with kill. */
+  private grantsSeen = new Map<string, Stored<ShareGrantRecord>>()
+  /** Deleted grants of this meshlet, as revoked-with-kill records (in memory: a restart forgets them, and the replicas yield instead). */
+  private deletedGrants = new Map<string, Stored<ShareGrantRecord>>()
 
   constructor(private readonly o: EngineOptions) {
     this.starts = new BoundedPool(o.startConcurrency ?? 4)
     this.exitUnsub = o.driver?.onExit((info) => this.onReplicaExit(info))
+    for (const uri of o.state.grants.keys()) this.noteGrant(uri, 'put')
   }
 
   private now(): number {
@@ -70,6 +89,7 @@ export class PlacementEngine {
 
   /** Feed every state change here. */
   onChange(change: RecordChange): void {
+    if (change.collection === COLLECTIONS.shareGrant) this.noteGrant(change.uri, change.action)
     switch (change.collection) {
       case COLLECTIONS.workload:
         this.markDirty(change.uri)
@@ -85,6 +105,22 @@ export class PlacementEngine {
         // membership, capacity or grants changed: any candidate set may have changed
         this.markAllDirty()
     }
+  }
+
+  private noteGrant(uri: string, action: 'put' | 'delete'): void {
+    if (action === 'put') {
+      const g = this.o.state.grants.get(uri)
+      if (g?.record.meshlet === this.o.did) this.grantsSeen.set(uri, g)
+      else this.grantsSeen.delete(uri)
+      this.deletedGrants.delete(uri)
+      return
+    }
+    const old = this.grantsSeen.get(uri)
+    if (!old) return
+    this.grantsSeen.delete(uri)
+    const revokedAt = old.record.revokedAt ?? this.iso()
+    this.deletedGrants.set(uri, { ...old, record: { ...old.record, revokedAt, onRevoke: 'kill' } })
+    this.o.logger.info({ uri, recipient: old.record.recipient }, 'share grant deleted: revoked with kill')
   }
 
   markAllDirty(): void {
@@ -153,17 +189,96 @@ export class PlacementEngine {
 
   async evaluate(uri: string): Promise<void> {
     const p = this.placement(uri)
-    this.schedule(uri, p?.nextDeadline ?? null)
     if (p) for (const l of this.listeners) l(p)
     const workload = this.o.state.workloads.get(uri)
-    const d = decide(p, { did: this.o.did, room: workload ? this.roomFor(workload.record) : 0, refuse: workload ? this.refusal(workload.record) : undefined, replicas: this.localReplicas(uri) })
-    await this.apply(uri, workload, p, d)
+    const replicas = this.localReplicas(uri)
+    const local = workload ? this.localView(workload, replicas) : { view: { did: this.o.did, room: 0, replicas }, deadline: null }
+    this.schedule(uri, earliest(p?.nextDeadline ?? null, local.deadline))
+    await this.apply(uri, workload, p, decide(p, local.view))
   }
 
-  private refusal(w: WorkloadRecord): string | undefined {
+  /**
+   * What this meshlet itself says about taking a workload: its live room, why it takes
+   * nothing new (draining, driver, the grant's state and limit, the disk floor), and
+   * whether the grant its replicas run under is revoked; plus when that next changes by
+   * itself (a revocation taking effect, a drain grace running out).
+   */
+  private localView(workload: Stored<WorkloadRecord>, replicas: LocalReplica[]): { view: LocalView; deadline: number | null } {
+    const w = workload.record
+    const now = this.now()
+    let room = this.roomFor(w)
+    let refuse: string | undefined
+    let revoked: LocalView['revoked']
+    let deadline: number | null = null
+    const terms = this.eligibilityOf(workload, replicas)
+    const grant = terms?.eligible && terms.via === 'grant' ? terms.grant : undefined
+    if (this.o.isDraining()) refuse = 'draining'
+    else if (!this.o.drivers.includes(w.driver ?? 'docker')) refuse = 'driver unavailable'
+    if (grant && terms?.eligible) {
+      const rev = revocation(grant.record, terms.tier, this.o.drainGraceSeconds)
+      if (rev && now >= rev.at) {
+        refuse ??= 'share grant revoked'
+        revoked = { stop: now >= rev.stopAt, message: rev.message }
+        if (!revoked.stop) deadline = rev.stopAt
+      } else if (rev) deadline = rev.at
+      if (grant.record.paused) refuse ??= 'share grant paused'
+      const running = this.jobsUnder(grant.uri)
+      refuse ??= grantLimitRefusal(grant.record, running)
+      room = Math.max(0, Math.min(room, maxConcurrentJobs(grant.record) - running))
+    }
+    refuse ??= this.diskRefusal(w, grant?.record)
+    return { view: { did: this.o.did, room, refuse, ...(revoked ? { revoked } : {}), replicas }, deadline }
+  }
+
+  /** Declines new work when free disk minus its storage would fall under the floor (raised by the grant's minFreeDiskMiB). */
+  private diskRefusal(w: WorkloadRecord, grant?: ShareGrantRecord): string | undefined {
+    const disk = this.o.disk?.()
+    if (!disk) return undefined
+    return diskFloorRefusal(disk, w.resources.storageMiB ?? 0, grant?.minFreeDiskMiB)
+  }
+
+  /**
+   * Why this meshlet takes no new work at all now, if it takes none (the capacity
+   * record's `declining`): informational, its declines are what count.
+   */
+  declining(): string | undefined {
     if (this.o.isDraining()) return 'draining'
-    if (!this.o.drivers.includes(w.driver ?? 'docker')) return 'driver unavailable'
-    return undefined
+    const disk = this.o.disk?.()
+    return disk ? diskFloorRefusal(disk, 0) : undefined
+  }
+
+  /** The data disk as the capacity record shows it, when it is checked. */
+  disk(): DiskUsage | undefined {
+    return this.o.disk?.()
+  }
+
+  /**
+   * Under which terms this meshlet may run a workload (grants.ts), as its own view says:
+   * it knows the grants it saw deleted, and it holds what it runs.
+   */
+  private eligibilityOf(workload: Stored<WorkloadRecord>, replicas = this.localReplicas(workload.uri)): Eligibility | undefined {
+    const owner = verifiedOwner(this.o.state, this.o.did)
+    if (!owner) return undefined
+    const holds = () => replicas.some((r) => r.process !== 'none' || (r.status && isActive(r.status))) || holdsReplica(this.o.state, workload, this.o.did)
+    return eligibility(this.o.state, workload, this.o.did, owner, { holds, extraGrants: this.deletedGrants.values() })
+  }
+
+  /** Replicas here (offers, running, paused) of workloads that run under this grant. */
+  private jobsUnder(grantUri: string): number {
+    const live = new Map<string, string>()
+    for (const s of this.ownStatuses()) if (!isEnded(s.record)) live.set(replicaKey(s.record.workload.uri, s.record.replica), s.record.workload.uri)
+    for (const [key, p] of this.processes) live.set(key, p.uri)
+    const under = new Map<string, boolean>()
+    let n = 0
+    for (const uri of live.values()) {
+      if (!under.has(uri)) {
+        const w = this.o.state.workloads.get(uri)
+        const e = w ? this.eligibilityOf(w) : undefined
+        under.set(uri, !!e?.eligible && e.via === 'grant' && e.grant.uri === grantUri)
+      }
+      if (under.get(uri)) n++
+    }
+    return n
   }
 
   /** What this meshlet knows of its own replicas of a workload: statuses and processes. */
@@ -199,13 +314,15 @@ export class PlacementEngine {
       ])
       this.o.logger.debug({ uri, round: a.round, accept: a.accept, reason: a.reason }, 'answered')
     }
+    let freed = false
     for (const s of d.stop) {
       const key = replicaKey(uri, s.replica)
       if (this.processes.get(key)?.state === 'starting') continue // stopped once its start is over
       const info = await this.o.driver?.stop(uri, s.replica).catch(() => undefined)
-      this.processes.delete(key)
+      if (this.processes.delete(key)) freed = true
       const prev = this.statusOf(uri, s.replica)
       if (!prev || isEnded(prev)) continue
+      freed = true
       this.write([
         this.statusWrite(prev.workload, s.replica, s.state, {
           message: s.message,
@@ -215,7 +332,11 @@ export class PlacementEngine {
         }),
       ])
       this.o.logger.info({ uri, replica: s.replica, state: s.state, why: s.message }, 'replica stopped')
+      // a stop the meshlet decided on its own (a revoked grant, a deleted workload) is a control action
+      if (s.state === 'stopped') this.o.audit?.({ action: 'replica.stop', target: `${uri}#${s.replica}`, outcome: 'ok', detail: { why: s.message } })
     }
+    // room freed (a grant's job slot too): queued workloads may now take an offer from us
+    if (freed) this.markAllDirty()
     if (!workload || !p) return
     for (const c of d.cannotRun) {
       // whatever the engine believed, nothing of it may run on here once it is reported gone
@@ -237,7 +358,8 @@ export class PlacementEngine {
     this.processes.set(key, { uri: workload.uri, replica, state: 'starting' })
     const spec = this.specFor(workload, replica)
     void this.starts.run(async () => {
-      const info = await this.o.driver!.start(spec).catch((err: Error): ReplicaInfo => ({ ...spec, id: '', state: 'failed', message: err.message }))
+      // not `...spec`: it carries the opened secrets
+      const info = await this.o.driver!.start(spec).catch((err: Error): ReplicaInfo => ({ workloadUri: spec.workloadUri, replica: spec.replica, meshletDid: spec.meshletDid, id: '', state: 'failed', message: err.message }))
       if (this.closed) return
       if (info.state === 'failed') {
         this.processes.delete(key)
@@ -319,15 +441,23 @@ export class PlacementEngine {
     return Math.max(0, Math.min(n, w.allowPacking ? w.replicas : 1))
   }
 
+  /**
+   * The driver's spec. The tier is the one the core allowed here (never merely the one the
+   * workload claims), the wall time the workload's own capped by its grant's maxJobSeconds.
+   */
   private specFor(workload: Stored<WorkloadRecord>, replica: number): ReplicaSpec {
-    return replicaSpec(workload, replica, this.o.did, (name, ciphertext) => {
+    const spec = replicaSpec(workload, replica, this.o.did, (name, ciphertext, binding) => {
       try {
-        return this.o.openSecret?.(ciphertext)
+        return this.o.openSecret?.(ciphertext, binding)
       } catch {
         this.o.logger.warn({ name }, 'a sealed secret did not open with our key; left out')
         return undefined
       }
     })
+    const terms = this.eligibilityOf(workload)
+    const grant = terms?.eligible && terms.via === 'grant' ? terms.grant.record : undefined
+    const timeoutSeconds = jobTimeoutSeconds(workload.record, grant)
+    return { ...spec, tier: terms?.eligible ? terms.tier : 'a', ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}) }
   }
 
   private finishedWrite(workload: { uri: string; cid: string }, info: ReplicaInfo) {
@@ -461,4 +591,8 @@ export class PlacementEngine {
     while (this.running) await new Promise((r) => setTimeout(r, 10))
     await this.starts.idle()
   }
+}
+
+function earliest(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b)
 }

@@ -7,6 +7,7 @@ import { ClusterFormation } from '../cluster/formation.js'
 import { LocalDb } from '../db/index.js'
 import { createIdResolver } from '../identity/resolver.js'
 import { allocatable, detectHost } from '../executor/capacity.js'
+import { diskReader } from '../executor/disk.js'
 import { COLLECTIONS, type CapacityRecord, type Resources } from '../records/index.js'
 import { RepoReader } from '../repo/reader.js'
 import { RepoWriter } from '../repo/writer.js'
@@ -14,7 +15,7 @@ import { PublicState } from '../scheduler/state.js'
 import { Ingestor } from '../sync/ingest.js'
 import { createLogger, type Logger } from '../util/logger.js'
 import { nowIso } from '../util/time.js'
-import { checkConfig, type MeshletConfig } from './config.js'
+import { checkConfig, drainGracePerTier, type MeshletConfig } from './config.js'
 import { PlacementEngine } from './engine.js'
 import { Outbox } from '../repo/outbox.js'
 import { PairingCodes, type IssuedCode } from './pairing.js'
@@ -139,7 +140,10 @@ export class Meshlet {
       placement: { skewMs: cfg.skewMs },
       drivers: driver ? [driver.name] : ['docker', 'process'],
       isDraining: () => ctx.draining,
-      openSecret: (c) => encryptionKey.open(c),
+      openSecret: (c, binding) => encryptionKey.open(c, binding),
+      disk: diskReader(cfg.dataDir, cfg.diskFloorMiB),
+      drainGraceSeconds: drainGracePerTier(cfg),
+      audit,
       allocatable: () => allocatable(ctx.total, undefined, [engine!.held()]),
       onlineSince: () => Date.parse(onlineSince),
     })
@@ -214,6 +218,8 @@ export class Meshlet {
       ...(ctx.cfg.publicUrl ? { endpoint: ctx.cfg.publicUrl } : {}),
       encryptionKey: ctx.encryptionKey.publicKeyBase64,
       draining: ctx.draining,
+      ...(ctx.engine.disk() ? { disk: ctx.engine.disk()! } : {}),
+      ...((ctx.draining ? 'draining' : ctx.engine.declining()) ? { declining: ctx.draining ? 'draining' : ctx.engine.declining()! } : {}),
       heartbeatSeconds: ctx.cfg.heartbeatSeconds ?? 300,
       onlineSince: ctx.onlineSince,
       updatedAt: nowIso(),

@@ -1,10 +1,13 @@
 // The docker driver: least privilege by default, limits always set, every container
 // labelled with its workload, replica and meshlet so a restarted daemon finds its own.
+// The trust tier (the one the placement allowed, never merely the one claimed) picks the
+// container's profile; GPUs are handed out by device index, one replica per device.
 import { createHash } from 'node:crypto'
 import { PassThrough } from 'node:stream'
 import Docker from 'dockerode'
 import type { Logger } from 'pino'
 import { cgroupReader, type Usage } from './cgroup.js'
+import { detectGpus, GpuAllocator } from './gpu.js'
 import { LogRing } from './logring.js'
 import { replicaKey, type Driver, type ReplicaInfo, type ReplicaSpec, type ReplicaState } from './types.js'
 
@@ -27,6 +30,8 @@ export interface DockerDriverOptions {
   pidsLimit?: number
   /** How often cpu and memory are sampled while a container runs. */
   sampleMs?: number
+  /** GPU indexes this meshlet offers (its capacity record's gpus); detected with nvidia-smi when first needed otherwise. */
+  gpus?: readonly number[]
 }
 
 interface Live {
@@ -54,9 +59,28 @@ export class DockerDriver implements Driver {
   private readonly live = new Map<string, Live>()
   private readonly listeners = new Set<(info: ReplicaInfo) => void>()
   private readonly imagesOk = new Set<string>()
+  private gpuAllocator?: Promise<GpuAllocator>
 
   constructor(private readonly o: DockerDriverOptions = {}) {
     this.docker = o.docker ?? new Docker()
+  }
+
+  private gpusAvailable(): Promise<GpuAllocator> {
+    this.gpuAllocator ??= (this.o.gpus ? Promise.resolve(this.o.gpus) : detectGpus().then((g) => g.map((x) => x.index))).then((ids) => new GpuAllocator(ids))
+    return this.gpuAllocator
+  }
+
+  /** Distinct GPU indexes for a replica, or why there are not enough. */
+  private async takeGpus(spec: ReplicaSpec): Promise<number[] | string> {
+    const want = spec.gpus ?? 0
+    if (want <= 0) return []
+    const gpus = await this.gpusAvailable()
+    const ids = gpus.allocate(replicaKey(spec.workloadUri, spec.replica), want)
+    return ids ?? `needs ${want} GPU(s), ${gpus.free().length} free`
+  }
+
+  private releaseGpus(workloadUri: string, replica: number): void {
+    void this.gpuAllocator?.then((g) => g.release(replicaKey(workloadUri, replica)))
   }
 
   containerName(spec: Pick<ReplicaSpec, 'workloadUri' | 'replica' | 'meshletDid'>): string {
@@ -70,10 +94,13 @@ export class DockerDriver implements Driver {
     if (existing) return (await this.inspect(spec.workloadUri, spec.replica)) ?? this.failed(spec, 'lost track of the container')
     const imageError = await this.ensureImage(spec.image)
     if (imageError) return this.failed(spec, imageError)
+    const gpuIds = await this.takeGpus(spec)
+    if (typeof gpuIds === 'string') return this.failed(spec, gpuIds)
     let container: Docker.Container
     try {
-      container = await this.createWithStorageLimit(spec)
+      container = await this.createWithStorageLimit(spec, gpuIds)
     } catch (err) {
+      this.releaseGpus(spec.workloadUri, spec.replica)
       return this.failed(spec, `cannot create container: ${(err as Error).message}`)
     }
     const live: Live = { spec, id: container.id, container, ring: new LogRing(this.o.logBytes), usage: { cpuMillis: 0, memoryPeakBytes: 0 }, startedAt: new Date().toISOString(), stopping: false, timedOut: false }
@@ -84,6 +111,7 @@ export class DockerDriver implements Driver {
       await container.start()
     } catch (err) {
       this.live.delete(key)
+      this.releaseGpus(spec.workloadUri, spec.replica)
       await container.remove({ force: true }).catch(() => undefined)
       return this.failed(spec, `cannot start container: ${(err as Error).message}`)
     }
@@ -92,12 +120,14 @@ export class DockerDriver implements Driver {
   }
 
   /**
-   * A storage limit needs an engine that supports it (overlay2 on xfs with pquota, for
-   * instance); where it does not, the container is created without one and we say so.
+   * A storage limit on a writable root (tier c) needs an engine that supports it (overlay2
+   * on xfs with pquota, for instance); where it does not, the container is created
+   * without one and we say so. Tiers a and b have a read-only root: their scratch is a
+   * tmpfs sized by the request.
    */
-  private async createWithStorageLimit(spec: ReplicaSpec): Promise<Docker.Container> {
-    const config = this.containerConfig(spec)
-    if (!spec.storageMiB || this.storageOptUnsupported) return this.docker.createContainer(config)
+  private async createWithStorageLimit(spec: ReplicaSpec, gpuIds: number[]): Promise<Docker.Container> {
+    const config = containerConfig(spec, { name: this.containerName(spec), pidsLimit: this.o.pidsLimit, gpuIds })
+    if (!spec.storageMiB || (spec.tier ?? 'a') !== 'c' || this.storageOptUnsupported) return this.docker.createContainer(config)
     try {
       return await this.docker.createContainer({ ...config, HostConfig: { ...config.HostConfig, StorageOpt: { size: `${spec.storageMiB}M` } } })
     } catch (err) {
@@ -109,37 +139,6 @@ export class DockerDriver implements Driver {
   }
 
   private storageOptUnsupported = false
-
-  private containerConfig(spec: ReplicaSpec): Docker.ContainerCreateOptions {
-    const tier = spec.tier ?? 'a'
-    const hostConfig: Docker.HostConfig = {
-      NanoCpus: Math.round(spec.cpuMillis * 1e6),
-      Memory: spec.memoryMiB * 2 ** 20,
-      MemorySwap: spec.memoryMiB * 2 ** 20,
-      PidsLimit: this.o.pidsLimit ?? 256,
-      Privileged: false,
-      CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
-      NetworkMode: tier === 'a' ? 'none' : 'bridge',
-      ReadonlyRootfs: tier === 'a',
-      Tmpfs: tier === 'a' ? { '/tmp': `rw,noexec,nosuid,size=${Math.min(spec.memoryMiB, 64)}m` } : undefined,
-      Binds: [],
-      AutoRemove: false,
-      // a tiny init as PID 1: signals reach the command and zombies are reaped
-      Init: true,
-      ...(spec.gpus ? { DeviceRequests: [{ Driver: 'nvidia', Count: spec.gpus, Capabilities: [['gpu']] }] } : {}),
-    }
-    return {
-      name: this.containerName(spec),
-      Image: spec.image,
-      ...(spec.command?.length ? { Cmd: spec.command } : {}),
-      Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
-      Labels: { [LABEL_WORKLOAD]: spec.workloadUri, [LABEL_REPLICA]: String(spec.replica), [LABEL_MESHLET]: spec.meshletDid },
-      ...(tier === 'c' ? {} : { User: NOBODY }),
-      NetworkDisabled: tier === 'a',
-      HostConfig: hostConfig,
-    }
-  }
 
   /** Local image if present (and matching its pinned digest), else a bounded pull. */
   private async ensureImage(ref: string): Promise<string | undefined> {
@@ -179,8 +178,10 @@ export class DockerDriver implements Driver {
   private async attachLogs(live: Live, beforeStart: boolean): Promise<void> {
     const sink = new PassThrough()
     sink.on('data', (d: Buffer) => live.ring.write(d))
+    // before start there is nothing to replay (logs: false): a replay raced with the live
+    // stream and could deliver the first output twice
     const stream = beforeStart
-      ? await live.container.attach({ stream: true, stdout: true, stderr: true, logs: true })
+      ? await live.container.attach({ stream: true, stdout: true, stderr: true, logs: false })
       : ((await live.container.logs({ follow: true, stdout: true, stderr: true })) as unknown as NodeJS.ReadableStream)
     this.docker.modem.demuxStream(stream, sink, sink)
     stream.on('error', () => undefined)
@@ -212,6 +213,8 @@ export class DockerDriver implements Driver {
         await sample()
         clearInterval(live.sampler)
         clearTimeout(live.timeout)
+        // an exited container holds no device any more
+        this.releaseGpus(live.spec.workloadUri, live.spec.replica)
         const info = await this.inspect(live.spec.workloadUri, live.spec.replica)
         if (!info) return
         live.final = info
@@ -300,6 +303,7 @@ export class DockerDriver implements Driver {
       clearTimeout(live.timeout)
     }
     this.live.delete(key)
+    this.releaseGpus(workloadUri, replica)
     return info
   }
 
@@ -334,9 +338,21 @@ export class DockerDriver implements Driver {
     const container = this.docker.getContainer(found.id)
     const live: Live = { spec, id: found.id, container, ring: new LogRing(this.o.logBytes), usage: { cpuMillis: 0, memoryPeakBytes: 0 }, startedAt: found.startedAt ?? new Date().toISOString(), stopping: false, timedOut: false }
     this.live.set(key, live)
+    await this.claimGpus(key, container)
     await this.attachLogs(live, false).catch(() => undefined)
     this.watch(live)
     return (await this.inspect(spec.workloadUri, spec.replica)) ?? found
+  }
+
+  /** An adopted container keeps the GPUs it was created with. */
+  private async claimGpus(key: string, container: Docker.Container): Promise<void> {
+    try {
+      const info = await container.inspect()
+      const ids = (info.HostConfig.DeviceRequests ?? []).flatMap((r) => r.DeviceIDs ?? []).map(Number).filter(Number.isInteger)
+      if (ids.length) (await this.gpusAvailable()).claim(key, ids)
+    } catch {
+      // gone already: its exit is recorded by the watcher
+    }
   }
 
   onExit(listener: (info: ReplicaInfo) => void): () => void {
@@ -361,6 +377,57 @@ export class DockerDriver implements Driver {
   private failed(spec: ReplicaSpec, message: string): ReplicaInfo {
     this.o.logger?.warn({ uri: spec.workloadUri, replica: spec.replica, message }, 'replica failed to start')
     return { ...this.base(spec, ''), state: 'failed', message, finishedAt: new Date().toISOString() }
+  }
+}
+
+/**
+ * The container for one replica, by trust tier (docs/protocol.md, "Share grants"):
+ * - a: run only. No network, read-only root, user nobody, every capability dropped, no
+ *   new privileges; a small /tmp in memory.
+ * - b: scoped writes. Bridge network, read-only root, user nobody, capabilities dropped,
+ *   no new privileges; a writable /scratch sized by the request's storage (a tmpfs, so
+ *   it also counts against the memory limit) and a small /tmp.
+ * - c: a full container. Root, writable root filesystem, bridge network, Docker's default
+ *   capabilities; still never privileged and never a host mount.
+ * Every tier: cpu, memory (no swap) and pids limits, an init as PID 1, GPUs by device index.
+ */
+export function containerConfig(spec: ReplicaSpec, o: { name: string; pidsLimit?: number; gpuIds?: readonly number[] }): Docker.ContainerCreateOptions {
+  const tier = spec.tier ?? 'a'
+  const small = `${Math.max(1, Math.min(spec.memoryMiB, 64))}m`
+  const confined = tier !== 'c'
+  const tmpfs: Record<string, string> | undefined =
+    tier === 'a'
+      ? { '/tmp': `rw,noexec,nosuid,nodev,size=${small},mode=1777` }
+      : tier === 'b'
+        ? { '/tmp': `rw,noexec,nosuid,nodev,size=${small},mode=1777`, '/scratch': `rw,nosuid,nodev,size=${spec.storageMiB ? `${spec.storageMiB}m` : small},mode=1777` }
+        : undefined
+  const gpus = o.gpuIds ?? []
+  const hostConfig: Docker.HostConfig = {
+    NanoCpus: Math.round(spec.cpuMillis * 1e6),
+    Memory: spec.memoryMiB * 2 ** 20,
+    MemorySwap: spec.memoryMiB * 2 ** 20,
+    PidsLimit: o.pidsLimit ?? 256,
+    Privileged: false,
+    ...(confined ? { CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'] } : {}),
+    NetworkMode: tier === 'a' ? 'none' : 'bridge',
+    ReadonlyRootfs: confined,
+    ...(tmpfs ? { Tmpfs: tmpfs } : {}),
+    Binds: [],
+    AutoRemove: false,
+    // a tiny init as PID 1: signals reach the command and zombies are reaped
+    Init: true,
+    // by device index, never by count: a count gives every replica the first GPUs
+    ...(gpus.length ? { DeviceRequests: [{ Driver: 'nvidia', DeviceIDs: gpus.map(String), Capabilities: [['gpu']] }] } : {}),
+  }
+  return {
+    name: o.name,
+    Image: spec.image,
+    ...(spec.command?.length ? { Cmd: spec.command } : {}),
+    Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    Labels: { [LABEL_WORKLOAD]: spec.workloadUri, [LABEL_REPLICA]: String(spec.replica), [LABEL_MESHLET]: spec.meshletDid },
+    ...(confined ? { User: NOBODY } : {}),
+    NetworkDisabled: tier === 'a',
+    HostConfig: hostConfig,
   }
 }
 

@@ -25,3 +25,41 @@ export function detectGpus(bin = 'nvidia-smi'): Promise<Gpu[]> {
     execFile(bin, NVIDIA_SMI_QUERY, { timeout: 5000 }, (err, stdout) => resolve(err ? [] : parseNvidiaSmiQuery(stdout)))
   })
 }
+
+/**
+ * Hands each replica its own GPUs, by nvidia-smi index, and takes them back when it ends,
+ * so concurrent replicas never share a device (a request by count would give them all GPU 0).
+ */
+export class GpuAllocator {
+  private readonly held = new Map<string, number[]>()
+
+  constructor(private readonly indexes: readonly number[]) {}
+
+  /** Indexes nobody holds, lowest first. */
+  free(): number[] {
+    const taken = new Set([...this.held.values()].flat())
+    return [...new Set(this.indexes)].filter((i) => !taken.has(i)).sort((a, b) => a - b)
+  }
+
+  /** `count` distinct free indexes for `key` (the same ones again if it holds some), or undefined when too few are free. */
+  allocate(key: string, count: number): number[] | undefined {
+    const mine = this.held.get(key)
+    if (mine) return mine.length === count ? mine : undefined
+    if (count <= 0) return []
+    const free = this.free()
+    if (free.length < count) return undefined
+    const ids = free.slice(0, count)
+    this.held.set(key, ids)
+    return ids
+  }
+
+  /** Marks indexes as held by `key` (a container adopted after a restart keeps its devices). */
+  claim(key: string, ids: readonly number[]): void {
+    const known = ids.filter((i) => this.indexes.includes(i))
+    if (known.length) this.held.set(key, [...known].sort((a, b) => a - b))
+  }
+
+  release(key: string): void {
+    this.held.delete(key)
+  }
+}

@@ -19,8 +19,14 @@ export interface LocalView {
   did: string
   /** Replicas of this workload that fit in the live allocatable now. */
   room: number
-  /** Why this meshlet takes no new work now (draining, driver unavailable), if it takes none. */
+  /** Why this meshlet takes no new work now (draining, driver unavailable, a grant's limit, the disk floor), if it takes none. */
   refuse?: string
+  /**
+   * The share grant this meshlet runs the workload under is revoked: nothing of it starts
+   * here any more, and with `stop` (a kill, or a drain whose grace is over) what runs
+   * stops. Either way the replica ends `stopped` with `message`: final, not re-placed.
+   */
+  revoked?: { stop: boolean; message: string }
   /** Every replica of this workload this meshlet has a status or a process for. */
   replicas: LocalReplica[]
 }
@@ -61,6 +67,28 @@ const MAX_ROUND = 1000
 const NOTHING: Decision = { start: [], stop: [], cannotRun: [] }
 
 export function decide(p: Placement | undefined, local: LocalView): Decision {
+  const d = decideOnPlacement(p, local)
+  return local.revoked ? underRevokedGrant(d, local, local.revoked) : d
+}
+
+/**
+ * Under a revoked grant nothing starts here any more (a replica selected but not started
+ * is reported could-not-run, so it moves elsewhere if it can), and once its replicas must
+ * stop they stop for good: `stopped` (final) with the revocation's reason.
+ */
+function underRevokedGrant(d: Decision, local: LocalView, revoked: { stop: boolean; message: string }): Decision {
+  const notStarted = (replica: number) => ({ replica, message: `${revoked.message} before it started` })
+  const cannotRun = [...d.cannotRun, ...d.start.map(notStarted)]
+  if (!revoked.stop) return { ...d, start: [], cannotRun }
+  const stop: StopAction[] = []
+  for (const r of local.replicas) {
+    if (r.process !== 'none' || (r.status && isActive(r.status))) stop.push({ replica: r.replica, state: 'stopped', message: revoked.message })
+    else if (r.status?.state === 'scheduled' && !cannotRun.some((c) => c.replica === r.replica)) cannotRun.push(notStarted(r.replica))
+  }
+  return { ...d, start: [], stop, cannotRun }
+}
+
+function decideOnPlacement(p: Placement | undefined, local: LocalView): Decision {
   const live = local.replicas.filter((r) => r.process !== 'none' || (r.status && !isEnded(r.status) && r.status.state !== 'scheduled'))
   if (!p) {
     const going = local.replicas.filter((r) => r.process !== 'none' || (r.status && !isEnded(r.status)))

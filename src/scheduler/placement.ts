@@ -9,7 +9,8 @@ import type { BidRecord, WorkloadRecord, WorkloadStatusRecord } from '../records
 import { balances } from './fairshare.js'
 import { infeasibility, maxSlots, type Infeasible } from './feasibility.js'
 import { rendezvous } from './hash.js'
-import { acceptsWorkFrom, verifiedOwner } from './membership.js'
+import { eligibility, holdsReplica, type Ineligible } from './grants.js'
+import { verifiedOwner } from './membership.js'
 import { couldNotRun, isActive, isFinal } from './replica.js'
 import type { PublicState, Stored } from './state.js'
 
@@ -38,6 +39,8 @@ export interface Candidate {
   slots: number
   /** Why it is eligible: its owner's own workload, cluster membership, or a share grant. */
   via: 'own' | 'cluster' | 'grant'
+  /** The share grant it is eligible under (at:// uri), when via is 'grant'. */
+  grant?: string
   /** Came online after the workload was created: ranked after those that were there, and not in round 0. */
   late: boolean
   /** For a late joiner: when it came online (ms), by its own heartbeat record. */
@@ -87,7 +90,8 @@ export type Phase =
 
 export type WhyNot =
   | 'not-linked'
-  | 'not-a-member'
+  /** not-a-member, tier:above-ceiling, grant:expired, grant:paused, grant:over-cap:memory, … (grants.ts) */
+  | Ineligible
   | 'no-capacity-record'
   | `infeasible:${Infeasible}`
   | 'stale-heartbeat'
@@ -154,9 +158,10 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
       excluded.set(did, 'not-linked')
       continue
     }
-    const via = owner === workload.did ? 'own' : acceptsWorkFrom(state, did, workload.did) ? 'cluster' : grantFor(state, workload, did, owner)
-    if (!via) {
-      excluded.set(did, 'not-a-member')
+    // own, cluster or grant, within the tier ceiling and the grant's terms (grants.ts)
+    const eligible = eligibility(state, workload, did, owner, { holds: () => holdsReplica(state, workload, did) })
+    if (!eligible.eligible) {
+      excluded.set(did, eligible.reason)
       continue
     }
     if (!cap) {
@@ -182,7 +187,8 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
     out.push({
       did,
       owner,
-      via,
+      via: eligible.via,
+      ...(eligible.grant ? { grant: eligible.grant.uri } : {}),
       slots: maxSlots(w, r),
       score: 0,
       total: r.total,
@@ -232,18 +238,6 @@ export function score(w: WorkloadRecord, own: boolean, balanceCpuMillis: number,
   const room = Math.min(cpuMillis / w.resources.cpuMillis, memoryMiB / w.resources.memoryMiB)
   const fitTerm = clamp(Math.round(Math.log2(room) * 10), 0, 100)
   return 1000 + ownTerm + fairTerm + fitTerm
-}
-
-function grantFor(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string, owner: string): 'grant' | undefined {
-  const createdAt = Date.parse(workload.record.createdAt)
-  for (const g of state.grants.values()) {
-    const r = g.record
-    if (g.did !== owner || r.meshlet !== meshlet || r.recipient !== workload.did || r.paused) continue
-    if (r.expiresAt && Date.parse(r.expiresAt) <= createdAt) continue
-    if (r.allowedImages?.length && !r.allowedImages.some((p) => workload.record.image.startsWith(p))) continue
-    return 'grant'
-  }
-  return undefined
 }
 
 export function queueDeadlineOf(w: WorkloadRecord): number {

@@ -66,12 +66,13 @@ describe('docker driver (real engine)', () => {
     await expect(docker.getContainer(info.id).inspect()).rejects.toThrow()
   })
 
-  it('tier b gets a bridge network and a writable root, still unprivileged', async () => {
-    const s = spec({ command: ['sleep', '30'], tier: 'b' })
+  it('tier b gets a bridge network and a writable /scratch on a read-only root, still unprivileged', async () => {
+    const s = spec({ command: ['sleep', '30'], tier: 'b', storageMiB: 32 })
     const info = await driver.start(s)
     const c = await docker.getContainer(info.id).inspect()
     expect(c.HostConfig.NetworkMode).toBe('bridge')
-    expect(c.HostConfig.ReadonlyRootfs).toBe(false)
+    expect(c.HostConfig.ReadonlyRootfs).toBe(true)
+    expect(c.HostConfig.Tmpfs?.['/scratch']).toContain('size=32m')
     expect(c.HostConfig.Privileged).toBe(false)
     await driver.stop(s.workloadUri, 0)
   })

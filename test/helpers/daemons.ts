@@ -19,6 +19,8 @@ export async function startMeshlet(net: DevNetwork, m: Member, over: Partial<Mes
       dataDir: fs.mkdtempSync(path.join(os.tmpdir(), `meshlet-${m.name}-`)),
       driver: 'none',
       resources: { cpuMillis: 64000, memoryMiB: 131072, storageMiB: 10240, gpus: 0 },
+      // tests never depend on this machine's free disk (the default floor is max(20 %, 50 GiB))
+      diskFloorMiB: 0,
       ...over,
     },
     { logger: process.env.MESHLET_TEST_LOG ? createLogger(m.name, process.env.MESHLET_TEST_LOG) : silentLogger() },

@@ -1,5 +1,6 @@
 // Example-based rules of the placement core, one behaviour each.
 import { describe, expect, it } from 'vitest'
+import { statusRecordKey } from '../../src/scheduler/hash.js'
 import { place } from '../../src/scheduler/placement.js'
 import { clusterMembership, acceptsWorkFrom } from '../../src/scheduler/membership.js'
 import { PublicState } from '../../src/scheduler/state.js'
@@ -106,16 +107,21 @@ describe('eligibility and feasibility', () => {
 
   it('fair share: an owner who consumed more than they served ranks higher', () => {
     const w = workload({}, 3)
-    // ben's meshlet ran 200 cpu-seconds of ann's work before: ann owes, ben is owed
-    const served = rec('commune.scheduler.workloadStatus', M[1], 'old-0', {
-      workload: { uri: `at://${O[0]}/commune.scheduler.workload/3koldoldoldol`, cid: cid('old') },
+    // ben's meshlet ran 200 cpu-seconds of ann's work before (it offered, then finished): ann owes, ben is owed
+    const old = rec('commune.scheduler.workload', O[0], '3koldoldoldol', { image: 'busybox', resources: { cpuMillis: 1000, memoryMiB: 256 }, replicas: 1, createdAt: iso(T0 - 600_000) })
+    const ref = { uri: old.stored.uri, cid: old.stored.cid }
+    const offer = rec('commune.scheduler.bid', M[1], '3koldbidaaaaa', { workload: ref, round: 0, score: 1, createdAt: iso(T0 - 599_000) })
+    const served = rec('commune.scheduler.workloadStatus', M[1], statusRecordKey(old.stored.uri, 0), {
+      workload: ref,
       replica: 0,
       state: 'succeeded',
+      exitCode: 0,
       cpuMillis: 200_000,
+      startedAt: iso(T0 - 598_000),
       finishedAt: iso(T0 - 120_000),
       updatedAt: iso(T0 - 120_000),
     })
-    const p = place(build(commune(), [w, served]), w.stored.uri, T0)!
+    const p = place(build(commune(), [w, old, offer, served]), w.stored.uri, T0)!
     const rank = (i: number) => p.candidates.findIndex((c) => c.did === M[i])
     expect(rank(0)).toBeLessThan(rank(1))
     expect(p.candidates[0].did).toBe(M[3]) // own meshlet still first
