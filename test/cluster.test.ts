@@ -2,9 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DevNetwork } from '../src/dev/network.js'
 import { meshletRecordKey } from '../src/identity/link.js'
 import { COLLECTIONS } from '../src/records/index.js'
+import { balances } from '../src/scheduler/fairshare.js'
+import { statusRecordKey } from '../src/scheduler/hash.js'
 import { acceptsWorkFrom, verifiedClusters } from '../src/scheduler/membership.js'
 import { nowIso, waitFor } from '../src/util/time.js'
-import { addMember, setCluster, startNetwork, type Member } from './helpers/commune.js'
+import { addMember, formCluster, setCluster, startNetwork, workloadRecord, type Member } from './helpers/commune.js'
 import { observe, type Observer } from './helpers/observer.js'
 
 let net: DevNetwork
@@ -99,5 +101,36 @@ describe('cluster formation (real PDS + firehose)', () => {
     expect(verdictOf(o, lou)).toBeUndefined()
     await setCluster(kim, 'late', [lou])
     await waitFor(() => verdictOf(o, lou)?.verified === true, { what: 'lou verified', timeoutMs: 10_000 })
+  })
+
+  it('a meshlet that starts later reads the same fair-share history as one that watched it', async () => {
+    const [mae, ned, ola] = await Promise.all(['mae', 'ned', 'ola'].map((n) => addMember(net, n)))
+    await formCluster('ledger', [mae, ned, ola])
+    const watcher = await observe(net, ola.meshlet.did)
+    observers.push(watcher)
+    // ned's meshlet offered for mae's workload and ran it to the end: 40 cpu-seconds served
+    const w = await mae.owner.writer.create(COLLECTIONS.workload, workloadRecord({ createdAt: new Date(Date.now() - 600_000).toISOString() }))
+    const ref = { uri: w.uri, cid: w.cid! }
+    await ned.meshlet.writer.create(COLLECTIONS.bid, { $type: COLLECTIONS.bid, workload: ref, round: 0, score: 1000, createdAt: new Date(Date.now() - 599_000).toISOString() })
+    const finishedAt = new Date(Date.now() - 120_000).toISOString()
+    await ned.meshlet.writer.put(COLLECTIONS.workloadStatus, statusRecordKey(w.uri, 0), {
+      $type: COLLECTIONS.workloadStatus,
+      workload: ref,
+      replica: 0,
+      state: 'succeeded',
+      exitCode: 0,
+      cpuMillis: 40_000,
+      startedAt: new Date(Date.now() - 598_000).toISOString(),
+      finishedAt,
+      updatedAt: finishedAt,
+    })
+    const asOf = Date.now()
+    const servers = [mae, ned, ola].map((m) => m.meshlet.did).sort()
+    await waitFor(() => (balances(watcher.state, asOf, servers).get(ned.owner.did) ?? 0) === 40_000, { what: 'the watcher counts the history', timeoutMs: 10_000 })
+    // a meshlet that was not running then reads it from the repos, workload and offer included
+    const late = await observe(net, mae.meshlet.did)
+    observers.push(late)
+    expect(balances(late.state, asOf, servers)).toEqual(balances(watcher.state, asOf, servers))
+    expect(balances(late.state, asOf, servers).get(mae.owner.did)).toBe(-40_000)
   })
 })

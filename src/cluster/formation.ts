@@ -14,7 +14,8 @@
 // cluster records and capacity, and follows their PDSes. It stops there: the owners
 // that those second-hop meshlets list are not fetched (no transitive crawl).
 import type { Logger } from 'pino'
-import { COLLECTIONS, type Collection, type WorkloadStatusRecord } from '../records/index.js'
+import { AtUri } from '@atproto/syntax'
+import { COLLECTIONS, type BidRecord, type Collection, type WorkloadStatusRecord } from '../records/index.js'
 import { isFinal } from '../scheduler/replica.js'
 import type { RepoReader } from '../repo/reader.js'
 import { clusterMembership, listedOwners, type MemberVerdict } from '../scheduler/membership.js'
@@ -163,18 +164,38 @@ export class ClusterFormation {
 
   private async loadMeshlet(meshlet: string): Promise<void> {
     await this.follow(meshlet)
-    await Promise.all([
+    const [, , , served] = await Promise.all([
       this.load(meshlet, COLLECTIONS.meshletOwner),
       this.load(meshlet, COLLECTIONS.cluster),
       this.load(meshlet, COLLECTIONS.capacity),
       // fair-share history: the finished replicas it served, so every meshlet ranks by the same balances
       this.load(meshlet, COLLECTIONS.workloadStatus, (r) => isFinal(r as WorkloadStatusRecord) && ((r as WorkloadStatusRecord).cpuMillis ?? 0) > 0),
     ])
+    await this.loadServedHistory(meshlet, served)
     // Found while running, possibly on a PDS we only now follow: its bids and statuses
     // for workloads we already know may predate our subscription.
     if (this.bootstrapped && meshlet !== this.opts.meshletDid) {
       await Promise.all([this.loadAnswers(meshlet, COLLECTIONS.bid), this.loadAnswers(meshlet, COLLECTIONS.workloadStatus)])
     }
+  }
+
+  /**
+   * A finished replica counts toward fair share only with its workload record and the
+   * meshlet's offer for it (scheduler/fairshare.ts): a meshlet that starts now must read
+   * them too, or it would rank candidates by less history than one that saw them live.
+   */
+  private async loadServedHistory(meshlet: string, statusUris: string[]): Promise<void> {
+    const state = this.opts.state
+    const workloads = new Set(statusUris.flatMap((u) => state.statuses.get(u)?.record.workload.uri ?? []))
+    if (workloads.size === 0) return
+    for (const uri of workloads) {
+      if (state.workloads.has(uri)) continue
+      const at = new AtUri(uri)
+      const res = await this.opts.reader.get(at.host, COLLECTIONS.workload, at.rkey)
+      // a deleted workload counts for no one: every view loses it with its record
+      if (res.ok) this.opts.ingestor.applyRecord(COLLECTIONS.workload, { uri, cid: res.value.cid, did: at.host, rkey: at.rkey, record: res.value.record })
+    }
+    await this.load(meshlet, COLLECTIONS.bid, (r) => workloads.has((r as BidRecord).workload.uri) && !(r as BidRecord).decline)
   }
 
   private async follow(did: string): Promise<void> {
