@@ -344,7 +344,11 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   for (const [round, perRound] of answers) {
     for (const a of perRound.values()) if (a.accept) offered.set(a.did, Math.min(round, offered.get(a.did) ?? Infinity))
   }
-  const offeredEver = new Set(bids.filter((b) => b.record.workload.cid === workload.cid && !b.record.decline).map((b) => b.did))
+  // A finished replica counts where it finished even if the meshlet has since lost its place
+  // (a lapsed heartbeat, a revoked grant, a changed capacity), but a stranger — never linked
+  // to an owner, or never a member — cannot finish a replica by writing an offer and a status.
+  const stranger = (did: string) => excluded.get(did) === 'not-linked' || excluded.get(did) === 'not-a-member'
+  const offeredEver = new Set(bids.filter((b) => b.record.workload.cid === workload.cid && !b.record.decline && !stranger(b.did)).map((b) => b.did))
 
   const lost = new Map<string, 'heartbeat-expired' | 'could-not-run'>()
   const deadlines: number[] = []
