@@ -58,6 +58,8 @@ export interface EngineOptions {
 
 export class PlacementEngine {
   private dirty = new Set<string>()
+  /** Workloads whose every replica finished, as last evaluated (markAllDirty skips them). */
+  private finished = new Set<string>()
   private running = false
   private timers = new Map<string, NodeJS.Timeout>()
   private closed = false
@@ -101,8 +103,13 @@ export class PlacementEngine {
         else this.markAllDirty()
         break
       }
+      case COLLECTIONS.meshlet:
+      case COLLECTIONS.meshletOwner:
+      case COLLECTIONS.cluster:
+        this.markAllDirty({ includeFinished: true })
+        break
       default:
-        // membership, capacity or grants changed: any candidate set may have changed
+        // capacity or grants changed: any candidate set may have changed
         this.markAllDirty()
     }
   }
@@ -123,9 +130,16 @@ export class PlacementEngine {
     this.o.logger.info({ uri, recipient: old.record.recipient }, 'share grant deleted: revoked with kill')
   }
 
-  markAllDirty(): void {
-    for (const uri of this.o.state.workloads.keys()) this.dirty.add(uri)
-    for (const s of this.ownStatuses()) this.dirty.add(s.record.workload.uri)
+  /**
+   * Marks every workload for evaluation, except finished ones: a workload whose replicas all
+   * finished cannot be moved by a heartbeat, a grant or freed room (finality), so those
+   * changes skip it; a record about it still marks it. Membership changes include it: a
+   * meshlet that leaves every cluster stops counting as having finished anything.
+   */
+  markAllDirty(opts: { includeFinished?: boolean } = {}): void {
+    const skip = (uri: string) => !opts.includeFinished && this.finished.has(uri)
+    for (const uri of this.o.state.workloads.keys()) if (!skip(uri)) this.dirty.add(uri)
+    for (const s of this.ownStatuses()) if (!skip(s.record.workload.uri)) this.dirty.add(s.record.workload.uri)
     for (const p of this.processes.values()) this.dirty.add(p.uri)
     this.kick()
   }
@@ -195,6 +209,9 @@ export class PlacementEngine {
     const local = workload ? this.localView(workload, replicas) : { view: { did: this.o.did, room: 0, replicas }, deadline: null }
     this.schedule(uri, earliest(p?.nextDeadline ?? null, local.deadline))
     await this.apply(uri, workload, p, decide(p, local.view))
+    const over = p?.phase === 'placed' && p.selected.length > 0 && p.selected.every((a) => a.replicas === 0) && p.nextDeadline === null && local.deadline === null
+    if (over && this.localReplicas(uri).every((r) => r.process === 'none' && (!r.status || isEnded(r.status)))) this.finished.add(uri)
+    else this.finished.delete(uri)
   }
 
   /**
