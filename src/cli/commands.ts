@@ -11,6 +11,7 @@ import { shareCommands } from './share.js'
 import { drainCommands } from './drain.js'
 import { initCommand, pairCommands } from './pair.js'
 import { auditCommands } from './audit.js'
+import { appviewCommands } from './appview.js'
 
 const commands: Record<string, Command> = {
   dev: {
@@ -186,6 +187,7 @@ ${OWNER_HELP}`,
   ...shareCommands,
   ...drainCommands,
   ...auditCommands,
+  ...appviewCommands,
 }
 
 async function waitForFinish(owner: Session, uri: string, replicas: number) {

@@ -14,6 +14,7 @@ import { place } from '../scheduler/placement.js'
 import { silentLogger } from '../util/logger.js'
 import { nowIso, waitFor } from '../util/time.js'
 import { MeshletClient } from '../xrpc/client.js'
+import type { Appview } from '../appview/service.js'
 
 export const DEMO_IMAGE = process.env.MESHLET_DEMO_IMAGE ?? 'meshlet-test/busybox:latest'
 const NAMES = ['alice', 'bob', 'carol'] as const
@@ -50,11 +51,13 @@ export async function runDev(o: { dataDir?: string; driver?: 'docker' | 'process
 
   const meshlets: Meshlet[] = []
   let closing = false
+  let appview: Appview | undefined
   const shutdown = async () => {
     if (closing) return
     closing = true
     say('stopping', 'stopping: containers first, then the network')
     await Promise.allSettled(meshlets.map((m) => m.close({ stopReplicas: true })))
+    await appview?.close()
     await net.close()
     if (temp) fs.rmSync(dataDir, { recursive: true, force: true })
     say('stopped', 'stopped cleanly')
@@ -86,6 +89,9 @@ export async function runDev(o: { dataDir?: string; driver?: 'docker' | 'process
   }
   const verified = meshlets[0].ctx.formation.members().filter((m) => m.verified).length
   say('cluster', `cluster 'commune' formed: ${verified + 1} members mutually verified`, { members: verified + 1 })
+  const { startAppview } = await import('../appview/service.js')
+  appview = await startAppview({ dataDir: path.join(dataDir, 'appview'), port: 0, plcUrl: net.plcUrl, allowInsecureHttp: true, seeds: people.map((p) => p.owner.did), logger: silentLogger() })
+  say('appview', `appview: dashboard at ${appview.url}/`, { dashboard: `${appview.url}/`, metrics: `${appview.url}/metrics` })
 
   // The demo: alice asks for a job that her own meshlet cannot hold, so a neighbour runs it.
   const [alice] = people
@@ -142,9 +148,11 @@ export async function runDev(o: { dataDir?: string; driver?: 'docker' | 'process
       `  node ${bin} cluster`,
       'XRPC endpoints:',
       ...people.map((p, i) => `  ${p.name.padEnd(6)} ${meshlets[i].url}  (${p.meshlet.did})`),
+      `Dashboard: ${appview.url}/  (API ${appview.url}/xrpc/commune.appview.*, metrics ${appview.url}/metrics)`,
+      `  node ${bin} ledger --appview ${appview.url} --csv`,
       'Ctrl-C stops everything.',
     ].join('\n'),
-    { env: envLine, specFile, endpoints: Object.fromEntries(people.map((p, i) => [p.name, meshlets[i].url])) },
+    { env: envLine, specFile, dashboard: `${appview.url}/`, endpoints: Object.fromEntries(people.map((p, i) => [p.name, meshlets[i].url])) },
   )
 }
 

@@ -1,0 +1,1 @@
+export const json = <T>(body: T) => ({ encoding: 'application/json' as const, body })
