@@ -19,6 +19,7 @@ import type { Ingestor } from './sync/ingest.js'
 import type { Logger } from './util/logger.js'
 import type { X25519 } from './util/x25519.js'
 import type { Authorizer, AuthVerifier } from './xrpc/auth.js'
+import type { DaemonMetrics } from './daemon/metrics.js'
 
 export interface AppContext {
   cfg: MeshletConfig
@@ -52,4 +53,6 @@ export interface AppContext {
   capacityRecord(): CapacityRecord
   /** Stops or resumes taking new work, and says so in the capacity record. */
   setDraining(draining: boolean): Promise<void>
+  /** Prometheus metrics, served at /metrics. */
+  metrics: DaemonMetrics
 }

@@ -1,7 +1,7 @@
 // The appview's Prometheus metrics. Counters move as the indexer works; gauges are read
 // from the indexer and the store when /metrics is scraped, so they are never stale.
 import type { Registry } from 'prom-client'
-import { Counter, Gauge, Histogram, newRegistry } from './prom.js'
+import { Counter, Gauge, Histogram, newRegistry } from '../util/metrics.js'
 
 /** What the gauges read at scrape time (the indexer provides it). */
 export interface MetricsSource {

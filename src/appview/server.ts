@@ -14,7 +14,7 @@ import api from './api/index.js'
 import { ledgerQuery } from './api/getLedger.js'
 import type { AppviewContext } from './context.js'
 import { ledger, ledgerCsv } from './ledger.js'
-import { metricsHandler } from './prom.js'
+import { metricsHandler } from '../util/metrics.js'
 
 export interface HttpServer {
   url: string

@@ -52,6 +52,8 @@ export interface EngineOptions {
   /** Drain grace after a grant is revoked, per tier, when the grant does not say (default 60 s a, 300 s b and c). */
   drainGraceSeconds?: Partial<Record<Tier, number>>
   now?: () => number
+  /** A container start finished (seconds from the decision, whether it runs): for metrics. */
+  onStarted?: (seconds: number, ok: boolean) => void
   /** Appends to the meshlet's audit log (daemon/audit.ts). */
   audit?: (entry: { action: string; target?: string; outcome: string; detail?: Record<string, unknown> }) => void
 }
@@ -374,9 +376,11 @@ export class PlacementEngine {
     const key = replicaKey(workload.uri, replica)
     this.processes.set(key, { uri: workload.uri, replica, state: 'starting' })
     const spec = this.specFor(workload, replica)
+    const decidedAt = performance.now()
     void this.starts.run(async () => {
       // not `...spec`: it carries the opened secrets
       const info = await this.o.driver!.start(spec).catch((err: Error): ReplicaInfo => ({ workloadUri: spec.workloadUri, replica: spec.replica, meshletDid: spec.meshletDid, id: '', state: 'failed', message: err.message }))
+      this.o.onStarted?.((performance.now() - decidedAt) / 1000, info.state !== 'failed')
       if (this.closed) return
       if (info.state === 'failed') {
         this.processes.delete(key)

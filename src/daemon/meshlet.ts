@@ -8,6 +8,7 @@ import { LocalDb } from '../db/index.js'
 import { createIdResolver } from '../identity/resolver.js'
 import { allocatable, detectHost } from '../executor/capacity.js'
 import { diskReader } from '../executor/disk.js'
+import { DaemonMetrics } from './metrics.js'
 import { COLLECTIONS, type CapacityRecord, type Resources } from '../records/index.js'
 import { RepoReader } from '../repo/reader.js'
 import { RepoWriter } from '../repo/writer.js'
@@ -86,6 +87,7 @@ export class Meshlet {
     let formation: ClusterFormation | undefined
     let engine: PlacementEngine | undefined
     let grants: GrantAuditor | undefined
+    let metrics: DaemonMetrics | undefined
     const ingestor = new Ingestor({
       idResolver,
       db,
@@ -95,6 +97,7 @@ export class Meshlet {
         formation?.onChange(c)
         engine?.onChange(c)
         grants?.onChange(c)
+        metrics?.change(c)
       },
       ignore: (collection, stored) => engine?.isStaleEcho(collection, stored) ?? false,
     })
@@ -102,7 +105,22 @@ export class Meshlet {
     grants = new GrantAuditor({ meshletDid: did, state, audit })
     formation = new ClusterFormation({ meshletDid: did, reader, state, ingestor, logger, followPdses: !cfg.firehose?.length })
     for (const src of cfg.firehose ?? []) ingestor.addSource(src)
-    const outbox = new Outbox({ db, writer, logger, onWritten: (entries) => engine?.written(entries) })
+    const outbox: Outbox = new Outbox({
+      db,
+      writer,
+      logger,
+      onWritten: (entries) => {
+        engine?.written(entries)
+        metrics?.written(entries)
+      },
+    })
+    metrics = new DaemonMetrics(did, {
+      ownStatuses: function* () {
+        for (const s of state.statuses.values()) if (s.did === did) yield s.record
+      },
+      outboxDepth: () => outbox.pending().length,
+      firehoseEvents: () => ingestor.stats.events,
+    })
     const onlineSince = nowIso()
     let meshlet: Meshlet | undefined
     const ctx = {
@@ -128,6 +146,7 @@ export class Meshlet {
       pairing: new PairingCodes(db, opts.now),
       auditLog,
       audit,
+      metrics,
       capacityRecord: () => meshlet!.capacityRecord(),
       setDraining: (draining: boolean) => meshlet!.setDraining(draining),
     } as Omit<AppContext, 'engine'> as AppContext
@@ -144,9 +163,11 @@ export class Meshlet {
       disk: diskReader(cfg.dataDir, cfg.diskFloorMiB),
       drainGraceSeconds: drainGracePerTier(cfg),
       audit,
+      onStarted: (seconds, ok) => metrics?.started(seconds, ok),
       allocatable: () => allocatable(ctx.total, undefined, [engine!.held()]),
       onlineSince: () => Date.parse(onlineSince),
     })
+    engine.listeners.add((p) => metrics?.placement(p))
     ctx.engine = engine
     meshlet = new Meshlet(ctx, idResolver)
     if (cfg.port !== undefined) {

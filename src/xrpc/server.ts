@@ -10,6 +10,7 @@ import type { AppContext } from '../context.js'
 import { createServer } from '../lexicon/index.js'
 import type { Logger } from '../util/logger.js'
 import { callerOf } from './auth.js'
+import { metricsHandler } from '../util/metrics.js'
 
 export { VERSION } from '../api/farm/meshlet/health.js'
 
@@ -21,6 +22,8 @@ export interface XrpcServer {
 export async function startXrpc(ctx: AppContext, port: number, host = '127.0.0.1'): Promise<XrpcServer> {
   const server = api(createServer({ validateResponse: false, payload: { jsonLimit: 64 * 1024 } }), ctx)
   const app = express()
+  // for a Prometheus scraper on the operator's network: counts and states, nothing secret
+  app.get('/metrics', metricsHandler(ctx.metrics.registry))
   app.use(everyCall(ctx))
   app.use(server.xrpc.router)
   const listener: http.Server = await new Promise((resolve) => {

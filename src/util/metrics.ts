@@ -1,5 +1,5 @@
-// Prometheus plumbing that any meshlet process can share (the appview now, the daemon
-// later): a registry of its own (never prom-client's global one, so several services in
+// Prometheus plumbing that every meshlet process shares (the daemon and the appview
+// alike): a registry of its own (never prom-client's global one, so several services in
 // one process do not collide), an express handler for /metrics, and a strict parser of
 // the text exposition format for tests and health checks.
 import type { Request, Response } from 'express'
@@ -113,8 +113,10 @@ function parseSample(line: string, fail: (why: string) => never): Sample {
       rest = rest.slice(lm![0].length)
     }
   }
-  const value = rawValue === '+Inf' ? Infinity : rawValue === '-Inf' ? -Infinity : rawValue === 'NaN' ? NaN : Number(rawValue)
-  if (Number.isNaN(value) && rawValue !== 'NaN') fail('value is not a number')
+  // Prometheus reads values with Go's ParseFloat: NaN in any case (prom-client writes `Nan`)
+  const nan = rawValue.toLowerCase() === 'nan'
+  const value = rawValue === '+Inf' ? Infinity : rawValue === '-Inf' ? -Infinity : nan ? NaN : Number(rawValue)
+  if (Number.isNaN(value) && !nan) fail('value is not a number')
   return { name, labels, value }
 }
 
