@@ -24,6 +24,7 @@ import { nowIso, waitFor } from '../src/util/time.js'
 import { addMember, startNetwork, workloadRecord, type Member } from './helpers/commune.js'
 import { startMeshlet } from './helpers/daemons.js'
 import { requireDocker } from './helpers/docker.js'
+import { cli, ownerEnvOf } from './helpers/cli.js'
 import { rec, stateOf } from './scheduler/world.js'
 
 const IMAGE = process.env.MESHLET_TEST_IMAGE ?? 'meshlet-test/busybox:latest'
@@ -76,6 +77,19 @@ const until = (uri: string, pred: (s: WorkloadStatusRecord) => boolean, what: st
 const containersOf = (uri: string) => execFileSync('docker', ['ps', '-q', '--filter', `label=farm.meshlet.workload=${uri}`], { encoding: 'utf8' }).split('\n').filter(Boolean)
 
 describe('share grants, enforced by the lending meshlet (real PDS + Docker)', () => {
+  it('an approved share request lets the recipient’s workload run on the lent meshlet', async () => {
+    const rex = await net.createAccount('ria')
+    // the recipient asks (its own repo), the lender approves with the CLI (a grant referencing the request)
+    const req = await rex.writer.create(COLLECTIONS.shareRequest, { $type: COLLECTIONS.shareRequest, owner: lender.owner.did, meshlet: lender.meshlet.did, tier: 'a', message: 'a few cpu-minutes, please', createdAt: nowIso() })
+    const approved = await cli(['share', 'approve', req.uri, '--meshlet', lender.meshlet.did, '--tier', 'a', '--json'], ownerEnvOf(lender.owner, net.plcUrl), 120_000)
+    expect(approved.code, approved.stderr).toBe(0)
+    await waitFor(() => [...daemon.ctx.state.grants.values()].some((g) => g.record.request?.uri === req.uri), { what: 'the approved grant on the lender’s meshlet', ...WAIT })
+    const uri = await submit(rex, { command: ['echo', 'borrowed'] })
+    const done = await until(uri, (s) => s.state === 'succeeded', 'the recipient’s workload succeeded on the lent meshlet')
+    expect(done.exitCode).toBe(0)
+    expect(placement(uri).candidates.find((c) => c.did === lender.meshlet.did)?.via).toBe('grant')
+  })
+
   it('a workload above the grant’s tier is not placed there, visibly; one within it runs at the tier allowed', async () => {
     const { rex } = await recipientWithGrant('rextier', { tier: 'b' })
     const above = await submit(rex, { tier: 'c', command: ['echo', 'never'] })
