@@ -37,6 +37,8 @@ const commands: Record<string, Command> = {
   --reserve-cpu MILLIS --reserve-memory MIB   held back from what is offered
   --disk-floor MIB                    decline new work under this much free disk  MESHLET_DISK_FLOOR_MIB
                                       (default max(20 % of the disk, 50 GiB); 0 turns it off)
+  --write-budget POINTS               write points per hour before new work is declined  MESHLET_WRITE_BUDGET
+                                      (default 4500, under a hosted PDS's 5000; 0 turns it off)
   --label KEY=VALUE                   capacity label (repeatable)
   --insecure-http                     allow http:// identity lookups (local dev networks only)`,
     options: {
@@ -55,6 +57,7 @@ const commands: Record<string, Command> = {
       'reserve-cpu': { type: 'string' },
       'reserve-memory': { type: 'string' },
       'disk-floor': { type: 'string' },
+      'write-budget': { type: 'string' },
       label: { type: 'string', multiple: true },
       'insecure-http': { type: 'boolean' },
       json: { type: 'boolean' },

@@ -141,6 +141,7 @@ export function daemonConfig(v: Values, env = process.env): MeshletConfig {
       reserve: reserveCpu !== undefined || reserveMem !== undefined ? { cpuMillis: reserveCpu ?? 0, memoryMiB: reserveMem ?? 0 } : undefined,
       labels: labels.length ? labels : undefined,
       diskFloorMiB: int('disk-floor', 'MESHLET_DISK_FLOOR_MIB'),
+      writePointsPerHour: int('write-budget', 'MESHLET_WRITE_BUDGET'),
       allowInsecureHttp: v['insecure-http'] ? true : env.MESHLET_INSECURE_HTTP === '1' ? true : undefined,
     }),
     plcUrl: str('plc', 'MESHLET_PLC_URL') ?? file.plcUrl ?? 'https://plc.directory',

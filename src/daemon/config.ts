@@ -37,6 +37,12 @@ export interface MeshletConfig {
   diskFloorMiB?: number
   /** How long replicas may finish after their share grant is revoked with drain, when the grant does not say (default 60 s tier a, 300 s tiers b and c). */
   drainGraceSeconds?: number | { a?: number; b?: number; c?: number }
+  /**
+   * Write points this meshlet's account may spend per hour (hosted PDSes allow 5,000: a
+   * create costs 3, an update 2). New work is declined, with the reason, before it runs
+   * out. Default 4500; 0 turns the budget off.
+   */
+  writePointsPerHour?: number
   logLevel?: string
 }
 
@@ -57,6 +63,9 @@ export function checkConfig(c: Partial<MeshletConfig>): MeshletConfig {
   }
   if (c.heartbeatSeconds !== undefined && !(c.heartbeatSeconds >= 10)) {
     throw new ConfigError('heartbeatSeconds must be at least 10')
+  }
+  if (c.writePointsPerHour !== undefined && !(Number.isInteger(c.writePointsPerHour) && c.writePointsPerHour >= 0)) {
+    throw new ConfigError(`writePointsPerHour must be a whole number, 0 or more, not ${c.writePointsPerHour}`)
   }
   if (c.diskFloorMiB !== undefined && !(Number.isInteger(c.diskFloorMiB) && c.diskFloorMiB >= 0)) {
     throw new ConfigError(`diskFloorMiB must be a whole number of MiB, 0 or more, not ${c.diskFloorMiB}`)

@@ -22,6 +22,7 @@ import { BoundedPool } from '../util/pool.js'
 import type { SecretBinding } from '../util/x25519.js'
 import { replicaSpec } from './replica-spec.js'
 import { outcome, statusRecord } from './status-record.js'
+import type { WriteBudget } from '../repo/budget.js'
 
 export type { StatusState }
 
@@ -52,6 +53,8 @@ export interface EngineOptions {
   /** Drain grace after a grant is revoked, per tier, when the grant does not say (default 60 s a, 300 s b and c). */
   drainGraceSeconds?: Partial<Record<Tier, number>>
   now?: () => number
+  /** The write points this meshlet may spend (repo/budget.ts); new work is declined before it runs out. */
+  budget?: WriteBudget
   /** A container start finished (seconds from the decision, whether it runs): for metrics. */
   onStarted?: (seconds: number, ok: boolean) => void
   /** Appends to the meshlet's audit log (daemon/audit.ts). */
@@ -246,6 +249,7 @@ export class PlacementEngine {
       room = Math.max(0, Math.min(room, maxConcurrentJobs(grant.record) - running))
     }
     refuse ??= this.diskRefusal(w, grant?.record)
+    refuse ??= this.o.budget?.refusal(this.heldReplicas())
     return { view: { did: this.o.did, room, refuse, ...(revoked ? { revoked } : {}), replicas }, deadline }
   }
 
@@ -261,6 +265,8 @@ export class PlacementEngine {
    * record's `declining`): informational, its declines are what count.
    */
   declining(): string | undefined {
+    const budget = this.o.budget?.refusal(this.heldReplicas())
+    if (budget) return budget
     if (this.o.isDraining()) return 'draining'
     const disk = this.o.disk?.()
     return disk ? diskFloorRefusal(disk, 0) : undefined
@@ -545,6 +551,13 @@ export class PlacementEngine {
       this.markAllDirty()
       return { adopted: r.adopted.length, removed: r.removed.length, vanished }
     })
+  }
+
+  /** Replicas of ours not yet ended: each still owes its status updates. */
+  private heldReplicas(): number {
+    let n = 0
+    for (const s of this.ownStatuses()) if (!isEnded(s.record)) n++
+    return n
   }
 
   /** Resources held by replicas that have not ended (offers included: an offer reserves its room). */

@@ -27,6 +27,7 @@ import { Authorizer, AuthVerifier } from '../xrpc/auth.js'
 import { DbReplayCache } from '../xrpc/replay.js'
 import type { XrpcServer } from '../xrpc/server.js'
 import type { IdResolver } from '@atproto/identity'
+import { DEFAULT_WRITE_POINTS_PER_HOUR, WriteBudget } from '../repo/budget.js'
 
 export type { AppContext }
 
@@ -121,6 +122,8 @@ export class Meshlet {
       outboxDepth: () => outbox.pending().length,
       firehoseEvents: () => ingestor.stats.events,
     })
+    const budget = new WriteBudget(cfg.writePointsPerHour ?? DEFAULT_WRITE_POINTS_PER_HOUR)
+    writer.onPoints = (points) => budget.spend(points)
     const onlineSince = nowIso()
     let meshlet: Meshlet | undefined
     const ctx = {
@@ -164,6 +167,7 @@ export class Meshlet {
       drainGraceSeconds: drainGracePerTier(cfg),
       audit,
       onStarted: (seconds, ok) => metrics?.started(seconds, ok),
+      budget,
       allocatable: () => allocatable(ctx.total, undefined, [engine!.held()]),
       onlineSince: () => Date.parse(onlineSince),
     })

@@ -4,6 +4,7 @@
 import { AtpAgent } from '@atproto/api'
 import { TID } from '@atproto/common-web'
 import { assertValidRecord, type Collection, type RecordTypes } from '../records/index.js'
+import { WRITE_POINTS } from './budget.js'
 
 export type Write =
   | { op: 'create'; collection: Collection; rkey?: string; record: RecordTypes[Collection] }
@@ -20,6 +21,8 @@ export class RepoWriter {
   ops = 0
   /** Commits made (an applyWrites batch is one commit). */
   commits = 0
+  /** Write points a batch cost (budget.ts), once the PDS took it. */
+  onPoints?: (points: number) => void
 
   constructor(
     readonly agent: AtpAgent,
@@ -84,6 +87,7 @@ export class RepoWriter {
       for (const op of ops) results.push(await this.writeOne(op))
     }
     this.ops += writes.length
+    this.onPoints?.(ops.reduce((n, op) => n + WRITE_POINTS[op.$type === 'com.atproto.repo.applyWrites#delete' ? 'delete' : op.$type === 'com.atproto.repo.applyWrites#update' ? 'update' : 'create'], 0))
     for (const op of ops) {
       const key = `${op.collection}/${op.rkey}`
       if (op.$type === 'com.atproto.repo.applyWrites#delete') this.existing.delete(key)
