@@ -6,12 +6,9 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { pino } from 'pino'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { auditCommands } from '../src/cli/audit.js'
-import type { Command, Values } from '../src/cli/command.js'
-import { CliError } from '../src/cli/errors.js'
 import { Meshlet } from '../src/daemon/meshlet.js'
 import type { DevAccount, DevNetwork } from '../src/dev/network.js'
 import type { Entry } from '../src/lexicon/types/farm/meshlet/getAuditLog.js'
@@ -20,6 +17,7 @@ import { RepoReader } from '../src/repo/reader.js'
 import { nowIso, waitFor } from '../src/util/time.js'
 import { MeshletCallError, MeshletClient } from '../src/xrpc/client.js'
 import { addMember, formCluster, startNetwork, type Member } from './helpers/commune.js'
+import { runCommand } from './helpers/cli.js'
 
 let net: DevNetwork
 let reader: RepoReader
@@ -55,20 +53,7 @@ async function expectCallError(p: Promise<unknown>, status: number) {
   expect((err as MeshletCallError).status).toBe(status)
 }
 
-async function run(cmd: Command, args: string[]) {
-  const out: string[] = []
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')))
-  try {
-    const { values, positionals } = parseArgs({ args, options: cmd.options, allowPositionals: true, strict: true })
-    await cmd.run(values as Values, positionals)
-    return { code: 0, stdout: out.join('\n'), stderr: '' }
-  } catch (err) {
-    expect(err, String(err)).toBeInstanceOf(CliError)
-    return { code: 1, stdout: out.join('\n'), stderr: (err as Error).message }
-  } finally {
-    spy.mockRestore()
-  }
-}
+const run = runCommand
 const ownerFlags = (a: DevAccount) => ['--pds', a.pdsUrl, '--handle', a.handle, '--password', a.password, '--plc', net.plcUrl, '--insecure-http']
 
 beforeAll(async () => {

@@ -6,11 +6,8 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import type { ChildProcess } from 'node:child_process'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { Command, Values } from '../src/cli/command.js'
-import { CliError } from '../src/cli/errors.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { initCommand, pairCommands } from '../src/cli/pair.js'
 import { PairingCodes, OTP_TTL_MS } from '../src/daemon/pairing.js'
 import { LocalDb } from '../src/db/index.js'
@@ -22,6 +19,7 @@ import { AuditLog } from '../src/daemon/audit.js'
 import { waitFor } from '../src/util/time.js'
 import { startNetwork } from './helpers/commune.js'
 import { spawnCli, stopChild, waitForLine } from './helpers/cli.js'
+import { runCommand, type CliResult } from './helpers/cli.js'
 
 let net: DevNetwork
 let reader: RepoReader
@@ -33,28 +31,10 @@ let meshletDid: string
 let configFile: string
 let runCode: string
 
-interface Ran {
-  code: number
-  stdout: string
-  /** The error's message: one line, from a CliError (a deliberate refusal, not a crash). */
-  stderr: string
-}
+/** stderr is the error's message: one line, from a CliError (a deliberate refusal, not a crash). */
+type Ran = CliResult
 
-/** What main() in commands.ts does with a command: parse strictly, run, one line on failure. */
-async function run(cmd: Command, args: string[]): Promise<Ran> {
-  const out: string[] = []
-  const spy = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')))
-  try {
-    const { values, positionals } = parseArgs({ args, options: cmd.options, allowPositionals: true, strict: true })
-    await cmd.run(values as Values, positionals)
-    return { code: 0, stdout: out.join('\n'), stderr: '' }
-  } catch (err) {
-    expect(err, String(err)).toBeInstanceOf(CliError)
-    return { code: 1, stdout: out.join('\n'), stderr: (err as Error).message }
-  } finally {
-    spy.mockRestore()
-  }
-}
+const run = runCommand
 
 const ownerFlags = (a: DevAccount) => ['--pds', a.pdsUrl, '--handle', a.handle, '--password', a.password, '--plc', net.plcUrl, '--insecure-http']
 const pairAs = (a: DevAccount, code: string, target = meshletDid) => run(pairCommands.pair, ['--meshlet', target, code, '--json', ...ownerFlags(a)])
