@@ -111,10 +111,11 @@ export class PlacementEngine {
       case COLLECTIONS.meshlet:
       case COLLECTIONS.meshletOwner:
       case COLLECTIONS.cluster:
+      case COLLECTIONS.shareGrant:
         this.markAllDirty({ includeFinished: true })
         break
       default:
-        // capacity or grants changed: any candidate set may have changed
+        // capacity changed: any candidate set may have changed
         this.markAllDirty()
     }
   }
@@ -137,9 +138,9 @@ export class PlacementEngine {
 
   /**
    * Marks every workload for evaluation, except finished ones: a workload whose replicas all
-   * finished cannot be moved by a heartbeat, a grant or freed room (finality), so those
-   * changes skip it; a record about it still marks it. Membership changes include it: a
-   * meshlet that leaves every cluster stops counting as having finished anything.
+   * finished cannot be moved by a heartbeat or freed room (finality), so those changes skip
+   * it; a record about it still marks it. Membership and grant changes include it: a
+   * meshlet that becomes a stranger to its owner stops counting as having finished anything.
    */
   markAllDirty(opts: { includeFinished?: boolean } = {}): void {
     const skip = (uri: string) => !opts.includeFinished && this.finished.has(uri)
