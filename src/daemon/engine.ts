@@ -115,7 +115,7 @@ export class PlacementEngine {
         this.markAllDirty({ includeFinished: true })
         break
       default:
-        // capacity changed: any candidate set may have changed
+        // capacity changed: a candidate set may have changed
         this.markAllDirty()
     }
   }
@@ -139,8 +139,7 @@ export class PlacementEngine {
   /**
    * Marks every workload for evaluation, except finished ones: a workload whose replicas all
    * finished cannot be moved by a heartbeat or freed room (finality), so those changes skip
-   * it; a record about it still marks it. Membership and grant changes include it: a
-   * meshlet that becomes a stranger to its owner stops counting as having finished anything.
+   * it; a record about it still marks it. Membership and grant changes, rare, include it.
    */
   markAllDirty(opts: { includeFinished?: boolean } = {}): void {
     const skip = (uri: string) => !opts.includeFinished && this.finished.has(uri)

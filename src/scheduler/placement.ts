@@ -344,11 +344,11 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   for (const [round, perRound] of answers) {
     for (const a of perRound.values()) if (a.accept) offered.set(a.did, Math.min(round, offered.get(a.did) ?? Infinity))
   }
-  // A finished replica counts where it finished even if the meshlet has since lost its place
-  // (a lapsed heartbeat, a revoked grant, a changed capacity), but a stranger — never linked
-  // to an owner, or never a member — cannot finish a replica by writing an offer and a status.
-  const stranger = (did: string) => excluded.get(did) === 'not-linked' || excluded.get(did) === 'not-a-member'
-  const offeredEver = new Set(bids.filter((b) => b.record.workload.cid === workload.cid && !b.record.decline && !stranger(b.did)).map((b) => b.did))
+  // Finality: a finished replica counts where it finished whatever later happens to its
+  // meshlet's heartbeat, membership or grants — so membership is not checked here, and a
+  // linked meshlet that is no member can claim a finished replica with an offer and a status
+  // (docs/protocol.md, known limits).
+  const offeredEver = new Set(bids.filter((b) => b.record.workload.cid === workload.cid && !b.record.decline).map((b) => b.did))
 
   const lost = new Map<string, 'heartbeat-expired' | 'could-not-run'>()
   const deadlines: number[] = []
