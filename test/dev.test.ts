@@ -8,13 +8,15 @@ import { describe, expect, it } from 'vitest'
 import { spawnCli, waitForLine } from './helpers/cli.js'
 import { requireDocker } from './helpers/docker.js'
 
-const meshletContainers = () =>
-  execFileSync('docker', ['ps', '-aq', '--filter', 'label=farm.meshlet.meshlet'], { encoding: 'utf8' }).split('\n').filter(Boolean)
+/** Containers of the given meshlets: other test files run replicas of their own meanwhile. */
+const containersOf = (meshlets: string[]) =>
+  meshlets.flatMap((did) =>
+    execFileSync('docker', ['ps', '-aq', '--filter', `label=farm.meshlet.meshlet=${did}`], { encoding: 'utf8' }).split('\n').filter(Boolean),
+  )
 
 describe('meshlet dev', () => {
   it('runs the demo commune and leaves nothing behind', async () => {
     await requireDocker()
-    const before = meshletContainers()
     const child = spawnCli(['dev', '--json'])
     const lines: Record<string, unknown>[] = []
     child.stdout!.on('data', (d: Buffer) => {
@@ -33,7 +35,9 @@ describe('meshlet dev', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
     child.kill('SIGINT')
     expect(await exited).toBe(0)
-    expect(meshletContainers().filter((id) => !before.includes(id))).toEqual([])
+    const meshlets = lines.filter((l) => l.event === 'linked').map((l) => String(l.meshlet))
+    expect(meshlets).toHaveLength(3)
+    expect(containersOf(meshlets)).toEqual([])
   }, 180_000)
 
   it('--data-dir keeps the network and its identities across restarts', async () => {

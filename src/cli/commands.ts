@@ -12,6 +12,7 @@ import { drainCommands } from './drain.js'
 import { initCommand, pairCommands } from './pair.js'
 import { auditCommands } from './audit.js'
 import { appviewCommands } from './appview.js'
+import { networkCommands } from './network.js'
 
 const commands: Record<string, Command> = {
   dev: {
@@ -191,6 +192,7 @@ ${OWNER_HELP}`,
   ...drainCommands,
   ...auditCommands,
   ...appviewCommands,
+  ...networkCommands,
 }
 
 async function waitForFinish(owner: Session, uri: string, replicas: number) {
