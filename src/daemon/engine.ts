@@ -437,6 +437,10 @@ export class PlacementEngine {
     for (const e of entries) {
       const target = (e.record as { workload?: { uri: string } }).workload?.uri
       if (target) this.writesPerWorkload.set(target, (this.writesPerWorkload.get(target) ?? 0) + 1)
+      // Our offer is in our repo now: look again at once instead of waiting for its firehose
+      // echo, so a meshlet first in the ranking starts a hop sooner (and only once its offer
+      // is durable where everyone reads it).
+      if (target && e.collection === COLLECTIONS.bid && !(e.record as { decline?: boolean }).decline) this.markDirty(target)
     }
   }
 

@@ -8,6 +8,7 @@ import * as ui8 from 'uint8arrays'
 import type { IdResolver } from '@atproto/identity'
 import { createIdResolver } from '../identity/resolver.js'
 import { RepoWriter } from '../repo/writer.js'
+import { wakeSequencerOnWrite } from './sequencer.js'
 
 export interface DevAccount {
   did: string
@@ -67,6 +68,7 @@ export class DevNetwork {
   static async start(opts: { dataDir?: string; plcPort?: number; pdsPort?: number } = {}): Promise<DevNetwork> {
     if (!opts.dataDir) {
       const network = await TestNetworkNoAppView.create({ plc: portOf(opts.plcPort), pds: portOf(opts.pdsPort) })
+      wakeSequencerOnWrite(network.pds)
       return new DevNetwork(network, createIdResolver({ plcUrl: network.plc.url, allowInsecureHttp: true }))
     }
     const dir = opts.dataDir
@@ -87,6 +89,7 @@ export class DevNetwork {
       blobstoreDiskLocation: path.join(dir, 'pds', 'blobs'),
       plcRotationKeyK256PrivateKeyHex: rotationHex,
     })
+    wakeSequencerOnWrite(pds)
     const network = new TestNetworkNoAppView(plc, pds)
     const net = new DevNetwork(network, createIdResolver({ plcUrl: plc.url, allowInsecureHttp: true }), dir)
     if (!saved) net.save({ plcPort: plc.port, pdsPort: pds.port, rotationKeyHex: rotationHex, plcOps: {} })
@@ -150,6 +153,7 @@ export class DevNetwork {
   /** A second PDS on the same PLC, for owners hosted elsewhere. */
   async addPds(): Promise<string> {
     const pds = await TestPds.create({ didPlcUrl: this.network.plc.url })
+    wakeSequencerOnWrite(pds)
     this.extraPds.push(pds)
     return pds.url
   }

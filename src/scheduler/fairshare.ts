@@ -33,7 +33,6 @@
 // at most that workload's cpu over the time since it was created — the same claim that
 // place() already honours as a finished replica, visible to the workload's owner.
 import { AtUri } from '@atproto/syntax'
-import { createHash } from 'node:crypto'
 import type { BidRecord, WorkloadRecord, WorkloadStatusRecord } from '../records/index.js'
 import { statusRecordKey } from './hash.js'
 import { verifiedOwner } from './membership.js'
@@ -45,24 +44,26 @@ import type { PublicState, Stored } from './state.js'
  * Balances in cpu-milliseconds, counting only replicas that finished before `asOf`
  * (ms since epoch): a finished replica's record no longer changes, so the balance as of
  * a workload's createdAt is the same for every meshlet that has seen those records.
- */
-export function balances(state: PublicState, asOf: number, servers?: string[]): Map<string, number> {
-  const key = servers ? createHash('sha256').update(servers.join(',')).digest('hex').slice(0, 16) : '*'
-  return state.cached(`balances:${asOf}:${key}`, () => computeBalances(state, asOf, servers && new Set(servers)))
-}
-
-/**
+ *
  * When `servers` is given, only replicas those meshlets ran count: the candidates of a
  * workload are exactly the meshlets every meshlet ranking it follows, so all of them
  * count the same records.
+ *
+ * Read from a ledger kept beside the state (below), so a balance costs a binary search
+ * per serving meshlet and consumer, however long the history.
  */
-function computeBalances(state: PublicState, asOf: number, servers?: Set<string>): Map<string, number> {
+export function balances(state: PublicState, asOf: number, servers?: string[]): Map<string, number> {
+  return ledgerOf(state).balances(state, asOf, servers)
+}
+
+/** The same balances by a scan of every status: the definition the ledger is checked against. */
+export function balancesByScan(state: PublicState, asOf: number, servers?: string[]): Map<string, number> {
+  const only = servers && new Set(servers)
   const out = new Map<string, number>()
   for (const s of state.statuses.values()) {
-    if (servers && !servers.has(s.did)) continue
+    if (only && !only.has(s.did)) continue
     const r = s.record
-    // cheap filters first: most statuses are not finished, or finished too late to count
-    if (!r.cpuMillis || !r.finishedAt || !(Date.parse(r.finishedAt) < asOf) || !isFinal(r)) continue
+    if (!r.finishedAt || !(Date.parse(r.finishedAt) < asOf)) continue
     const counted = servedCpuMillis(state, s)
     if (!counted) continue
     out.set(counted.server, (out.get(counted.server) ?? 0) + counted.cpuMillis)
@@ -76,13 +77,23 @@ export function servedCpuMillis(
   state: PublicState,
   s: Stored<WorkloadStatusRecord>,
 ): { server: string; consumer: string; cpuMillis: number } | undefined {
+  const counted = countedReplica(state, s)
+  if (!counted) return undefined
+  const server = verifiedOwner(state, s.did)
+  if (!server || server === counted.consumer) return undefined
+  return { server, consumer: counted.consumer, cpuMillis: counted.cpuMillis }
+}
+
+/**
+ * The part of servedCpuMillis that depends on the workload's own records only (the
+ * workload, its offers, the status); who owns the serving meshlet is looked up when a
+ * balance is read, so a change of links needs no recount.
+ */
+function countedReplica(state: PublicState, s: Stored<WorkloadStatusRecord>): { consumer: string; cpuMillis: number; finishedAt: number } | undefined {
   const r = s.record
   if (!r.cpuMillis || !r.finishedAt || !isFinal(r)) return undefined
   const w = state.workloads.get(r.workload.uri)
   if (!w || w.cid !== r.workload.cid) return undefined
-  const server = verifiedOwner(state, s.did)
-  const consumer = w.did
-  if (!server || server === consumer) return undefined
   if (s.rkey !== statusRecordKey(w.uri, r.replica)) return undefined
   if (!(r.replica < (offeredSlots(state, w).get(s.did) ?? 0))) return undefined
   const finishedAt = Date.parse(r.finishedAt)
@@ -90,7 +101,105 @@ export function servedCpuMillis(
   const wallMs = finishedAt - startedAt
   if (!(wallMs > 0)) return undefined
   const cpuMillis = Math.min(r.cpuMillis, Math.floor((w.record.resources.cpuMillis * wallMs) / 1000))
-  return cpuMillis > 0 ? { server, consumer, cpuMillis } : undefined
+  return cpuMillis > 0 ? { consumer: w.did, cpuMillis, finishedAt } : undefined
+}
+
+/** Replicas one meshlet served one consumer, by when they finished, with running sums. */
+class Series {
+  private entries: { at: number; cpuMillis: number; status: string }[] = []
+  private sums: number[] | undefined
+
+  add(at: number, cpuMillis: number, status: string): void {
+    this.entries.push({ at, cpuMillis, status })
+    this.sums = undefined
+  }
+
+  remove(status: string): void {
+    this.entries = this.entries.filter((e) => e.status !== status)
+    this.sums = undefined
+  }
+
+  get empty(): boolean {
+    return this.entries.length === 0
+  }
+
+  /** cpu-milliseconds of the replicas that finished before `asOf`. */
+  before(asOf: number): number {
+    if (!this.sums) {
+      this.entries.sort((a, b) => a.at - b.at)
+      let total = 0
+      this.sums = this.entries.map((e) => (total += e.cpuMillis))
+    }
+    let lo = 0
+    let hi = this.entries.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (this.entries[mid].at < asOf) lo = mid + 1
+      else hi = mid
+    }
+    return lo === 0 ? 0 : this.sums[lo - 1]
+  }
+}
+
+/**
+ * Every counted replica, kept current from the workloads the state reports touched: a
+ * record changes the count of its own workload only, so one record costs a recount of
+ * one workload, not of the history.
+ */
+class Ledger {
+  private readonly byWorkload = new Map<string, { meshlet: string; consumer: string; status: string }[]>()
+  /** serving meshlet → consumer → series */
+  private readonly byMeshlet = new Map<string, Map<string, Series>>()
+
+  balances(state: PublicState, asOf: number, servers?: string[]): Map<string, number> {
+    for (const uri of state.drainTouchedWorkloads()) this.recount(state, uri)
+    const out = new Map<string, number>()
+    for (const meshlet of servers ?? this.byMeshlet.keys()) {
+      const consumers = this.byMeshlet.get(meshlet)
+      if (!consumers) continue
+      const server = verifiedOwner(state, meshlet)
+      if (!server) continue
+      for (const [consumer, series] of consumers) {
+        if (consumer === server) continue
+        const cpu = series.before(asOf)
+        if (!cpu) continue
+        out.set(server, (out.get(server) ?? 0) + cpu)
+        out.set(consumer, (out.get(consumer) ?? 0) - cpu)
+      }
+    }
+    return out
+  }
+
+  private recount(state: PublicState, workloadUri: string): void {
+    for (const e of this.byWorkload.get(workloadUri) ?? []) {
+      const consumers = this.byMeshlet.get(e.meshlet)
+      const series = consumers?.get(e.consumer)
+      series?.remove(e.status)
+      if (series?.empty) consumers!.delete(e.consumer)
+      if (consumers?.size === 0) this.byMeshlet.delete(e.meshlet)
+    }
+    this.byWorkload.delete(workloadUri)
+    const entries: { meshlet: string; consumer: string; status: string }[] = []
+    for (const s of state.statusesFor(workloadUri)) {
+      const counted = countedReplica(state, s)
+      if (!counted) continue
+      let consumers = this.byMeshlet.get(s.did)
+      if (!consumers) this.byMeshlet.set(s.did, (consumers = new Map()))
+      let series = consumers.get(counted.consumer)
+      if (!series) consumers.set(counted.consumer, (series = new Series()))
+      series.add(counted.finishedAt, counted.cpuMillis, s.uri)
+      entries.push({ meshlet: s.did, consumer: counted.consumer, status: s.uri })
+    }
+    if (entries.length) this.byWorkload.set(workloadUri, entries)
+  }
+}
+
+const ledgers = new WeakMap<PublicState, Ledger>()
+
+function ledgerOf(state: PublicState): Ledger {
+  let ledger = ledgers.get(state)
+  if (!ledger) ledgers.set(state, (ledger = new Ledger()))
+  return ledger
 }
 
 /**

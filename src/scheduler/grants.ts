@@ -193,9 +193,13 @@ function standing(g: Stored<ShareGrantRecord>): number {
 
 /** The grants of `meshlet` to `recipient` its owner signed, newest first. */
 function grantsFor(state: PublicState, meshlet: string, owner: string, recipient: string, extra?: Iterable<Stored<ShareGrantRecord>>): Stored<ShareGrantRecord>[] {
+  const signed = state.cachedLinks(`grants\0${meshlet}\0${owner}\0${recipient}`, () =>
+    [...state.grants.values()].filter((g) => g.did === owner && g.record.meshlet === meshlet && g.record.recipient === recipient),
+  )
+  if (!extra) return [...signed].sort(newestFirst)
   const out = new Map<string, Stored<ShareGrantRecord>>()
-  for (const g of extra ?? []) out.set(g.uri, g)
-  for (const g of state.grants.values()) out.set(g.uri, g)
+  for (const g of extra) out.set(g.uri, g)
+  for (const g of signed) out.set(g.uri, g)
   return [...out.values()].filter((g) => g.did === owner && g.record.meshlet === meshlet && g.record.recipient === recipient).sort(newestFirst)
 }
 

@@ -351,12 +351,14 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   const offeredEver = new Set(bids.filter((b) => b.record.workload.cid === workload.cid && !b.record.decline).map((b) => b.did))
 
   const lost = new Map<string, 'heartbeat-expired' | 'could-not-run'>()
+  /** When each candidate not lost yet will be, by its heartbeat. */
+  const losesAt = new Map<string, number>()
   const deadlines: number[] = []
   for (const c of candidates) {
     const l = lostAt(state, workload, c.did, skew)
     if (!l) continue
     if (l.at <= now) lost.set(c.did, l.why)
-    else deadlines.push(l.at)
+    else losesAt.set(c.did, l.at)
   }
 
   const finished = new Map<string, number>()
@@ -402,6 +404,8 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   let settled = false
   let invited: string[] = []
   let nextRound: Placement['nextRound'] = null
+  /** Candidates of the round being decided that have not answered: their loss moves it on. */
+  let awaited: string[] = []
   for (;;) {
     const here = answers.get(round) ?? new Map<string, Answer>()
     // A late joiner takes part in a later round it answered, or that opened (its first
@@ -432,6 +436,7 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
       need -= take
       potential += take
     }
+    awaited = pool.filter((c) => !here.has(c.did)).map((c) => c.did)
     const chosen = selected.filter((s) => s.via === 'answer' && s.round === round)
     const roundSettled = need === 0 ? chosen.every((s) => s.confirmed) : pool.every((c) => here.has(c.did))
     remaining = need
@@ -494,6 +499,13 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     whyNot.set(c.did, why)
   }
   for (const s of selected) whyNot.delete(s.meshlet)
+
+  // A loss changes what anyone does only for a meshlet that runs (or is to run) a replica,
+  // or one the undecided round still waits for; a finished workload waits for no time at all.
+  for (const did of new Set([...selected.filter((s) => s.replicas > 0).map((s) => s.meshlet), ...(settled ? [] : awaited)])) {
+    const at = losesAt.get(did)
+    if (at !== undefined) deadlines.push(at)
+  }
 
   const placed = Math.min(w.replicas, selected.reduce((n, s) => n + s.replicas + s.finished, 0))
   const allAnswers = [...answers.values()].flatMap((m) => [...m.values()]).sort((a, b) => a.round - b.round || cmp(a.did, b.did))

@@ -22,6 +22,13 @@ export interface Stored<T> {
   record: T
 }
 
+const LINK_COLLECTIONS = new Set<Collection>([
+  'commune.scheduler.meshlet',
+  'commune.scheduler.meshletOwner',
+  'commune.scheduler.cluster',
+  'commune.scheduler.shareGrant',
+])
+
 export class PublicState {
   /** owner repo: "this meshlet is mine", by uri */
   readonly meshlets = new Map<string, Stored<MeshletRecord>>()
@@ -51,12 +58,44 @@ export class PublicState {
   private readonly clustersByMeshlet = new Map<string, Set<string>>()
   /** Bumped on every change: lets pure readers memoize per version. */
   version = 0
+  /**
+   * Bumped only when links, clusters or grants change: who may run whose work changes far
+   * less often than bids, statuses and heartbeats, so what derives from it is kept longer.
+   */
+  linksVersion = 0
+  /** Workloads whose record, bids or statuses changed since the last drain (fair share's ledger reads them). */
+  private touched: Set<string> | undefined
 
   /** Upserts a validated record. Returns false when nothing changed (a replayed event). */
   put<C extends Collection>(collection: C, stored: Stored<RecordTypes[C]>): boolean {
+    const before = this.workloadOf(collection, stored.uri)
     const changed = this.apply(collection, stored as Stored<never>)
-    if (changed) this.version++
+    if (changed) this.changed(collection, before, this.workloadOf(collection, stored.uri))
     return changed
+  }
+
+  private changed(collection: Collection, ...workloads: (string | undefined)[]): void {
+    this.version++
+    if (LINK_COLLECTIONS.has(collection)) this.linksVersion++
+    if (this.touched) for (const w of workloads) if (w) this.touched.add(w)
+  }
+
+  /** The workload a record belongs to: itself, or the one a bid or status references. */
+  private workloadOf(collection: Collection, uri: string): string | undefined {
+    if (collection === 'commune.scheduler.workload') return uri
+    if (collection === 'commune.scheduler.bid') return this.bids.get(uri)?.record.workload.uri
+    if (collection === 'commune.scheduler.workloadStatus') return this.statuses.get(uri)?.record.workload.uri
+    return undefined
+  }
+
+  /**
+   * The workloads touched since the last call (the first call starts the journal and
+   * returns every workload a bid or status references, and every workload). One reader.
+   */
+  drainTouchedWorkloads(): Set<string> {
+    const out = this.touched ?? new Set([...this.workloads.keys(), ...this.bidsByWorkload.keys(), ...this.statusesByWorkload.keys()])
+    this.touched = new Set()
+    return out
   }
 
   private apply(collection: Collection, s: Stored<never>): boolean {
@@ -98,8 +137,10 @@ export class PublicState {
 
   /** Removes a record by its uri. Returns false when it was not there. */
   delete(collection: Collection, did: string, rkey: string): boolean {
+    const uri = `at://${did}/${collection}/${rkey}`
+    const before = this.workloadOf(collection, uri)
     const changed = this.remove(collection, did, rkey)
-    if (changed) this.version++
+    if (changed) this.changed(collection, before)
     return changed
   }
 
@@ -166,6 +207,18 @@ export class PublicState {
     const value = compute()
     if (this.memo.size > 1000) this.memo.clear()
     this.memo.set(key, { version: this.version, value })
+    return value
+  }
+
+  private linksMemo = new Map<string, { version: number; value: unknown }>()
+
+  /** Memoizes a pure function of links, clusters and grants only, until one of those changes. */
+  cachedLinks<T>(key: string, compute: () => T): T {
+    const hit = this.linksMemo.get(key)
+    if (hit && hit.version === this.linksVersion) return hit.value as T
+    const value = compute()
+    if (this.linksMemo.size > 100_000) this.linksMemo.clear()
+    this.linksMemo.set(key, { version: this.linksVersion, value })
     return value
   }
 

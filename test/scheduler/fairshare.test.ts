@@ -3,9 +3,10 @@
 // than the workload asked for over its wall time. Forged statuses change nobody's rank.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { balances } from '../../src/scheduler/fairshare.js'
+import { balances, balancesByScan } from '../../src/scheduler/fairshare.js'
 import { statusRecordKey } from '../../src/scheduler/hash.js'
 import { rankCandidates, SETTLE_MS } from '../../src/scheduler/placement.js'
+import { PublicState } from '../../src/scheduler/state.js'
 import { cid, did, mulberry32, rec, stateOf, T0, worldArb, type Rec, type World } from './world.js'
 
 const iso = (ms: number) => new Date(ms).toISOString()
@@ -186,6 +187,49 @@ describe('fair share from signed records only', () => {
     )
     // not vacuous: honest history moved balances in many runs
     expect(withHistory).toBeGreaterThan(30)
+  })
+
+  it('property: the incremental ledger reads exactly what a scan of every status gives, through puts, deletes and link changes in any order', () => {
+    let nonZero = 0
+    fc.assert(
+      fc.property(
+        worldArb.chain((world) =>
+          fc.record({
+            world: fc.constant(world),
+            past: pastArb(world.owners.length, world.meshlets.length),
+            forgeries: fc.array(forgeryArb(world.owners.length, world.meshlets.length), { maxLength: 6 }),
+            seed: fc.nat(),
+            // after each record: maybe a query (as of some moment, all or some servers) and maybe a delete
+            steps: fc.array(fc.record({ query: fc.boolean(), asOfBack: fc.integer({ min: 0, max: 3_000_000 }), some: fc.boolean(), del: fc.nat(40) }), { minLength: 60, maxLength: 60 }),
+          }),
+        ),
+        ({ world, past, forgeries, seed, steps }) => {
+          const history = pastRecords(world, past)
+          const forged = forgeries.flatMap((f) => forge(world, past, history.workloads, f))
+          const order = shuffle([...world.records, world.workload, ...history.records, ...forged], seed)
+          const state = new PublicState()
+          const put: Rec[] = []
+          order.forEach((r, i) => {
+            state.put(r.collection, r.stored)
+            put.push(r)
+            const step = steps[i % steps.length]
+            // deleting a workload, an offer, a status or a link moves balances; the ledger must follow
+            if (step.del < put.length && step.del % 3 === 0) {
+              const gone = put[step.del]
+              state.delete(gone.collection, gone.stored.did, gone.stored.rkey)
+            }
+            if (!step.query) return
+            const servers = step.some ? world.meshlets.filter((_, k) => k % 2 === seed % 2) : undefined
+            const asOf = T0 - step.asOfBack
+            const got = sorted(balances(state, asOf, servers))
+            if (got.length) nonZero++
+            expect(got).toEqual(sorted(balancesByScan(state, asOf, servers)))
+          })
+        },
+      ),
+      { numRuns: 200 },
+    )
+    expect(nonZero).toBeGreaterThan(50)
   })
 
   it('an offer and its finished status count: the owner who consumed ranks higher to serve next', () => {
