@@ -33,10 +33,14 @@ export interface SimReport {
   wallSeconds: number
   violations: { count: number; first: string[] }
   settled: { placed: number; queued: number; failed: number; unsettled: number }
-  /** Commits by honest meshlets (a bid and the `scheduled` statuses riding in it are one commit) per placed replica. */
-  writesPerPlacedReplica: number
-  /** Workloads whose honest commits exceed the protocol's bound of 1 + 2 × replicas, and how many workloads a loss or adversary touched. */
-  writesOverBound: { workloads: number; untouchedByLossOrAdversary: number }
+  /** Commits by honest meshlets, lifecycle statuses included (a bid and the `scheduled` statuses riding in it are one commit), per placed replica. */
+  commitsPerPlacedReplica: number
+  /** Records per workload to place it: the workload, offers and their `scheduled` statuses, declines, yields, could-not-run (not `running` nor finished statuses). */
+  placementRecordsPerWorkload: number
+  /** The protocol's bound, 1 + 2 × replicas, averaged over the workloads. */
+  boundPerWorkload: number
+  /** Workloads whose placement records exceed 1 + 2 × replicas, and of those how many no loss or adversary touched. */
+  placementOverBound: { workloads: number; untouchedByLossOrAdversary: number }
   replacementSeconds: { losses: number; replaced: number; p50: number | null; p99: number | null }
   cpuMicrosPerDeliveredEvent: number
   heapBytesPerMeshlet: number
@@ -250,6 +254,10 @@ export function simulate(opts: SimOptions): SimReport {
   }
 
   const countCommit = (uri: string) => commits.set(uri, (commits.get(uri) ?? 0) + 1)
+  // records written to place a workload (its offers, their `scheduled` statuses, declines,
+  // yields, could-not-run), apart from a placed replica's own `running` and finished statuses
+  const placementRecords = new Map<string, number>()
+  const countPlacement = (uri: string, n: number) => placementRecords.set(uri, (placementRecords.get(uri) ?? 0) + n)
 
   const putStatus = (i: number, ref: { uri: string; cid: string }, replica: number, state: string, t: number, extra: Record<string, unknown> = {}) => {
     const m = ms[i]
@@ -335,6 +343,7 @@ export function simulate(opts: SimOptions): SimReport {
       // the `scheduled` statuses ride in the bid's commit
       for (const r of a.scheduled) putStatus(i, ref, r, 'scheduled', t, { round: a.round })
       countCommit(uri)
+      countPlacement(uri, 1 + a.scheduled.length)
       wrote = true
     }
     for (const s of d.stop) {
@@ -343,6 +352,7 @@ export function simulate(opts: SimOptions): SimReport {
       if (prev && !isEnded(prev)) {
         putStatus(i, prev.workload, s.replica, s.state, t, { message: s.message, finishedAt: iso(now) })
         countCommit(uri)
+        countPlacement(uri, 1)
       }
       wrote = true
     }
@@ -350,6 +360,7 @@ export function simulate(opts: SimOptions): SimReport {
       if (!ref) continue
       putStatus(i, ref, c.replica, 'failed', t, { message: c.message, finishedAt: iso(now) })
       countCommit(uri)
+      countPlacement(uri, 1)
       wrote = true
     }
     for (const r of d.start) {
@@ -386,6 +397,17 @@ export function simulate(opts: SimOptions): SimReport {
     } else if (record.workload?.uri) evaluate(i, record.workload.uri, t)
   }
 
+  // As formation does (src/cluster/formation.ts): a finished replica served for an owner this
+  // meshlet does not follow brings that workload's record with it, so fair share counts it here too.
+  const published = new Map<string, Written>()
+  const readServedWorkload = (m: Meshlet, w: Written) => {
+    if (w.collection !== 'commune.scheduler.workloadStatus') return
+    const s = w.stored.record as { workload: { uri: string }; cpuMillis?: number; finishedAt?: string }
+    if (!s.cpuMillis || !s.finishedAt || m.view.workloads.has(s.workload.uri)) return
+    const record = published.get(s.workload.uri)
+    if (record) m.view.put(record.collection, record.stored as never)
+  }
+
   const deliver = (to: number, w: Written, t: number) => {
     const m = ms[to]
     if (!m.alive || t < m.partitionedUntil) {
@@ -394,7 +416,10 @@ export function simulate(opts: SimOptions): SimReport {
     }
     eventsDelivered++
     const before = process.cpuUsage()
-    if (m.view.put(w.collection, w.stored as never)) onRecord(to, w, t)
+    if (m.view.put(w.collection, w.stored as never)) {
+      readServedWorkload(m, w)
+      onRecord(to, w, t)
+    }
     const spent = process.cpuUsage(before)
     cpuMicros += spent.user + spent.system
   }
@@ -411,6 +436,7 @@ export function simulate(opts: SimOptions): SimReport {
     for (const w of backlog) {
       eventsDelivered++
       if (!m.view.put(w.collection, w.stored as never)) continue
+      readServedWorkload(m, w)
       if (w.collection === 'commune.scheduler.capacity') for (const uri of m.byCandidate.get(w.stored.did) ?? []) affected.add(uri)
       else if (w.collection === 'commune.scheduler.workload') affected.add(w.stored.uri)
       else {
@@ -466,7 +492,9 @@ export function simulate(opts: SimOptions): SimReport {
       case 'workload': {
         const w = workloads[e.k]
         const record = { $type: 'commune.scheduler.workload', image: 'busybox', resources: { cpuMillis: 1000, memoryMiB: 512 }, replicas: w.replicas, allowPacking: w.packing, createdAt: iso(t + w.ownerSkew) }
-        publish(null, { repo: ownerDids[w.owner], owner: w.owner, collection: 'commune.scheduler.workload', stored: { uri: w.uri, cid: cid(`${w.uri}v1`), did: ownerDids[w.owner], rkey: w.rkey, record } }, t)
+        const written: Written = { repo: ownerDids[w.owner], owner: w.owner, collection: 'commune.scheduler.workload', stored: { uri: w.uri, cid: cid(`${w.uri}v1`), did: ownerDids[w.owner], rkey: w.rkey, record } }
+        published.set(w.uri, written)
+        publish(null, written, t)
         break
       }
       case 'heartbeat':
@@ -542,14 +570,18 @@ export function simulate(opts: SimOptions): SimReport {
   }
 
   // quiet: whatever is still in flight lands, then every honest view is compared
-  for (let e = queue.pop(); e; e = queue.pop()) if (e.kind === 'deliver' && ms[e.to].alive) ms[e.to].view.put(e.w.collection, e.w.stored as never)
-  for (const m of ms) if (m.alive) for (const w of m.backlog) m.view.put(w.collection, w.stored as never)
+  const land = (m: Meshlet, w: Written) => {
+    if (m.view.put(w.collection, w.stored as never)) readServedWorkload(m, w)
+  }
+  for (let e = queue.pop(); e; e = queue.pop()) if (e.kind === 'deliver' && ms[e.to].alive) land(ms[e.to], e.w)
+  for (const m of ms) if (m.alive) for (const w of m.backlog) land(m, w)
   const end = T0 + endMs
   const settled = { placed: 0, queued: 0, failed: 0, unsettled: 0 }
   let placedReplicas = 0
   let honestCommits = 0
   let overBound = 0
   let overBoundUntouched = 0
+  let placementTotal = 0
   for (const w of workloads) {
     const views = new Set<string>()
     let first: Placement | undefined
@@ -561,8 +593,10 @@ export function simulate(opts: SimOptions): SimReport {
       views.add(JSON.stringify(p && { phase: p.phase, selected: p.selected, placed: p.placed, reason: p.reason, confirmed: p.confirmed }))
     }
     if (views.size > 1) violate(`${views.size} different placements of ${w.uri} after quiet`)
-    const n = commits.get(w.uri) ?? 0
-    honestCommits += n
+    honestCommits += commits.get(w.uri) ?? 0
+    // the workload record itself, then what meshlets wrote to place it
+    const n = 1 + (placementRecords.get(w.uri) ?? 0)
+    placementTotal += n
     if (n > 1 + 2 * w.replicas) {
       overBound++
       if (!touched.has(w.uri)) overBoundUntouched++
@@ -580,7 +614,12 @@ export function simulate(opts: SimOptions): SimReport {
       settled.unsettled++
       const awaited = first.invited.map((d) => {
         const m = ms.find((x) => x.did === d)
-        return m ? `meshlet ${m.i}${m.adversary ? ' (adversary)' : ''}${m.alive ? '' : ' (dead)'}` : d
+        if (!m) return d
+        // what the awaited meshlet itself sees: the first thing to know when one never answers
+        const own = m.alive && !m.adversary ? place(m.view, w.uri, end + m.skew) : undefined
+        const self = own && (own.selected.some((s) => s.meshlet === d) ? 'selected' : own.invited.includes(d) ? 'invited' : own.whyNot.find((x) => x.meshlet === d)?.reason)
+        const seen = own ? `; its view: ${own.phase}, round ${own.round}, itself ${self ?? 'unknown'}` : m.view.workloads.has(w.uri) ? '' : '; has not seen the workload'
+        return `meshlet ${m.i}${m.adversary ? ' (adversary)' : ''}${m.alive ? '' : ' (dead)'}${seen}`
       })
       violate(`${w.uri}: still ${first.phase} after quiet, round ${first.round}, awaiting ${awaited.join(', ') || 'nobody'}`)
     }
@@ -608,8 +647,10 @@ export function simulate(opts: SimOptions): SimReport {
     wallSeconds: Math.round((performance.now() - wallStart) / 100) / 10,
     violations: { count: violations.length, first: violations.slice(0, 5) },
     settled,
-    writesPerPlacedReplica: placedReplicas ? Math.round((honestCommits / placedReplicas) * 1000) / 1000 : 0,
-    writesOverBound: { workloads: overBound, untouchedByLossOrAdversary: overBoundUntouched },
+    commitsPerPlacedReplica: placedReplicas ? Math.round((honestCommits / placedReplicas) * 1000) / 1000 : 0,
+    placementRecordsPerWorkload: Math.round((placementTotal / workloads.length) * 1000) / 1000,
+    boundPerWorkload: Math.round((workloads.reduce((n, w) => n + 1 + 2 * w.replicas, 0) / workloads.length) * 1000) / 1000,
+    placementOverBound: { workloads: overBound, untouchedByLossOrAdversary: overBoundUntouched },
     replacementSeconds: { losses, replaced: replacement.length, p50: pct(0.5), p99: pct(0.99) },
     cpuMicrosPerDeliveredEvent: eventsDelivered ? Math.round((cpuMicros / eventsDelivered) * 10) / 10 : 0,
     heapBytesPerMeshlet: Math.round(heap / opts.meshlets),

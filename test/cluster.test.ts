@@ -133,4 +133,41 @@ describe('cluster formation (real PDS + firehose)', () => {
     expect(balances(late.state, asOf, servers)).toEqual(balances(watcher.state, asOf, servers))
     expect(balances(late.state, asOf, servers).get(mae.owner.did)).toBe(-40_000)
   })
+
+  it('counts a replica a followed meshlet served for an owner it does not follow (on a PDS it does not follow), as that owner’s followers do', async () => {
+    const pds2 = await net.addPds()
+    const [pat, quin, rex] = await Promise.all(['pat', 'quin', 'rex'].map((n) => addMember(net, n)))
+    const sam = await addMember(net, 'sam', pds2)
+    // pat's meshlet covers pat and quin, and follows quin's members (rex) one hop further; sam is a hop beyond
+    await Promise.all([setCluster(pat, 'a', [quin]), setCluster(quin, 'a', [pat, rex]), setCluster(rex, 'a', [quin, sam]), setCluster(sam, 'a', [rex])])
+    const watcher = await observe(net, pat.meshlet.did)
+    observers.push(watcher)
+    expect(watcher.state.capacities.has(rex.meshlet.did) || watcher.state.meshletOwners.has(rex.meshlet.did)).toBe(true)
+    // rex's meshlet runs sam's workload to the end, after the watcher started
+    const w = await sam.owner.writer.create(COLLECTIONS.workload, workloadRecord({ createdAt: new Date(Date.now() - 600_000).toISOString() }))
+    const ref = { uri: w.uri, cid: w.cid! }
+    await rex.meshlet.writer.create(COLLECTIONS.bid, { $type: COLLECTIONS.bid, workload: ref, round: 0, score: 1000, createdAt: new Date(Date.now() - 599_000).toISOString() })
+    const finishedAt = new Date(Date.now() - 120_000).toISOString()
+    await rex.meshlet.writer.put(COLLECTIONS.workloadStatus, statusRecordKey(w.uri, 0), {
+      $type: COLLECTIONS.workloadStatus,
+      workload: ref,
+      replica: 0,
+      state: 'succeeded',
+      exitCode: 0,
+      cpuMillis: 40_000,
+      startedAt: new Date(Date.now() - 598_000).toISOString(),
+      finishedAt,
+      updatedAt: finishedAt,
+    })
+    const asOf = Date.now()
+    await waitFor(() => (balances(watcher.state, asOf, [rex.meshlet.did]).get(rex.owner.did) ?? 0) === 40_000, {
+      what: "the watcher reads sam's workload behind rex's finished replica",
+      timeoutMs: 20_000,
+    })
+    expect(balances(watcher.state, asOf, [rex.meshlet.did]).get(sam.owner.did)).toBe(-40_000)
+    // the same as a meshlet that follows sam
+    const follower = await observe(net, sam.meshlet.did)
+    observers.push(follower)
+    expect(balances(follower.state, asOf, [rex.meshlet.did])).toEqual(balances(watcher.state, asOf, [rex.meshlet.did]))
+  })
 })

@@ -36,6 +36,8 @@ export class ClusterFormation {
   // promises, not flags: a second caller must wait for a fetch already under way
   private fetchedOwners = new Map<string, Promise<void>>()
   private fetchedMeshlets = new Map<string, Promise<void>>()
+  /** Workloads read for their served history (kept small: one entry per workload served for a stranger). */
+  private fetchedWorkloads = new Map<string, Promise<void>>()
   /** Owners whose work this meshlet may rank and run; their candidates are fetched too. */
   private coveredOwners = new Map<string, Promise<void>>()
   /** After bootstrap, a newly fetched meshlet's earlier answers are read too (its PDS may be new to us). */
@@ -104,6 +106,16 @@ export class ClusterFormation {
       case COLLECTIONS.shareGrant:
         if (change.did === this.selfOwner()) for (const r of this.grantRecipients()) this.background(this.cover(r))
         break
+      case COLLECTIONS.workloadStatus: {
+        // A meshlet we follow finished work for an owner we may not follow: without that
+        // workload's record its replica would not count here, while a meshlet that follows
+        // the owner counts it, and the two would rank by different balances (the simulation
+        // found this across overlapping clusters). Read it, as startup does.
+        const s = state.statuses.get(change.uri)?.record
+        if (!s || !isServed(s) || state.workloads.has(s.workload.uri) || !this.fetchedMeshlets.has(change.did)) break
+        this.background(this.fetchWorkload(s.workload.uri))
+        break
+      }
     }
   }
 
@@ -169,7 +181,7 @@ export class ClusterFormation {
       this.load(meshlet, COLLECTIONS.cluster),
       this.load(meshlet, COLLECTIONS.capacity),
       // fair-share history: the finished replicas it served, so every meshlet ranks by the same balances
-      this.load(meshlet, COLLECTIONS.workloadStatus, (r) => isFinal(r as WorkloadStatusRecord) && ((r as WorkloadStatusRecord).cpuMillis ?? 0) > 0),
+      this.load(meshlet, COLLECTIONS.workloadStatus, (r) => isServed(r as WorkloadStatusRecord)),
     ])
     await this.loadServedHistory(meshlet, served)
     // Found while running, possibly on a PDS we only now follow: its bids and statuses
@@ -188,14 +200,20 @@ export class ClusterFormation {
     const state = this.opts.state
     const workloads = new Set(statusUris.flatMap((u) => state.statuses.get(u)?.record.workload.uri ?? []))
     if (workloads.size === 0) return
-    for (const uri of workloads) {
-      if (state.workloads.has(uri)) continue
+    for (const uri of workloads) await this.fetchWorkload(uri)
+    await this.load(meshlet, COLLECTIONS.bid, (r) => workloads.has((r as BidRecord).workload.uri) && !(r as BidRecord).decline)
+  }
+
+  /** The record of a workload a followed meshlet served, once. */
+  private fetchWorkload(uri: string): Promise<void> {
+    // forgotten once read: the state holds the record from then on
+    return onceAtATime(this.fetchedWorkloads, uri, async () => {
+      if (this.opts.state.workloads.has(uri)) return
       const at = new AtUri(uri)
       const res = await this.opts.reader.get(at.host, COLLECTIONS.workload, at.rkey)
       // a deleted workload counts for no one: every view loses it with its record
       if (res.ok) this.opts.ingestor.applyRecord(COLLECTIONS.workload, { uri, cid: res.value.cid, did: at.host, rkey: at.rkey, record: res.value.record })
-    }
-    await this.load(meshlet, COLLECTIONS.bid, (r) => workloads.has((r as BidRecord).workload.uri) && !(r as BidRecord).decline)
+    })
   }
 
   private async follow(did: string): Promise<void> {
@@ -229,6 +247,16 @@ export class ClusterFormation {
   private background(p: Promise<unknown>): void {
     void p.catch((err) => this.opts.logger.warn({ err: (err as Error).message }, 'cluster formation fetch failed'))
   }
+}
+
+/** Like once, but only while the load runs. */
+function onceAtATime(running: Map<string, Promise<void>>, key: string, load: () => Promise<void>): Promise<void> {
+  return once(running, key, () => load().finally(() => running.delete(key)))
+}
+
+/** A finished replica that may count toward fair share. */
+function isServed(s: WorkloadStatusRecord): boolean {
+  return isFinal(s) && (s.cpuMillis ?? 0) > 0
 }
 
 /** The first caller starts the load; later callers wait for the same one. */
