@@ -4,6 +4,7 @@
 // checkpoints it measures what an event costs (a record put, then place() of the workload
 // it concerns, as the engine does) for a fresh workload and for a heartbeat, and the heap.
 // Deterministic in what it builds; the times and the heap are the machine's.
+import { retire } from '../src/scheduler/fairshare.js'
 import { place } from '../src/scheduler/placement.js'
 import { statusRecordKey } from '../src/scheduler/hash.js'
 import { PublicState, type Stored } from '../src/scheduler/state.js'
@@ -14,6 +15,8 @@ export interface HistoryOptions {
   meshlets: number
   finished: number
   seed: number
+  /** Finished workloads older than this (simulated ms) are retired, as the daemon does after its retention; none when undefined. */
+  retentionMs?: number
   progress?: (line: string) => void
 }
 
@@ -24,12 +27,14 @@ export interface HistoryPoint {
   /** Median µs to take a heartbeat and place a workload that is placing. */
   heartbeatMicros: number
   heapMiB: number
+  /** Workloads still in memory (the rest retired). */
+  inMemory: number
 }
 
 const iso = (ms: number) => new Date(ms).toISOString()
 const SAMPLES = 41
 
-export function history(opts: HistoryOptions): { meshlets: number; finished: number; seed: number; curve: HistoryPoint[] } {
+export function history(opts: HistoryOptions): { meshlets: number; finished: number; seed: number; retentionSeconds: number | null; curve: HistoryPoint[] } {
   const rand = mulberry32(opts.seed)
   const owners = Array.from({ length: opts.meshlets }, (_, i) => did(`history-owner-${i}`))
   const meshlets = Array.from({ length: opts.meshlets }, (_, i) => did(`history-meshlet-${i}`))
@@ -83,7 +88,10 @@ export function history(opts: HistoryOptions): { meshlets: number; finished: num
       updatedAt: iso(finishedAt),
     })
     clock += 2_000
+    live.push({ uri: w.uri, finishedAt })
+    while (opts.retentionMs !== undefined && live.length && live[0].finishedAt + opts.retentionMs <= clock) retire(state, live.shift()!.uri)
   }
+  const live: { uri: string; finishedAt: number }[] = []
 
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const measure = (): Omit<HistoryPoint, 'finishedWorkloads'> => {
@@ -105,6 +113,7 @@ export function history(opts: HistoryOptions): { meshlets: number; finished: num
       newWorkloadMicros: Math.round(median(fresh) * 1000),
       heartbeatMicros: Math.round(median(beats) * 1000),
       heapMiB: Math.round((process.memoryUsage().heapUsed / 2 ** 20) * 10) / 10,
+      inMemory: state.workloads.size,
     }
   }
 
@@ -122,5 +131,5 @@ export function history(opts: HistoryOptions): { meshlets: number; finished: num
     curve.push(point)
     opts.progress?.(`history ${JSON.stringify(point)}`)
   }
-  return { meshlets: opts.meshlets, finished: opts.finished, seed: opts.seed, curve }
+  return { meshlets: opts.meshlets, finished: opts.finished, seed: opts.seed, retentionSeconds: opts.retentionMs === undefined ? null : opts.retentionMs / 1000, curve }
 }

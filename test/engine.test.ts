@@ -64,7 +64,9 @@ class GatedDriver implements Driver {
   async adopt(_spec: ReplicaSpec, found: ReplicaInfo): Promise<ReplicaInfo> {
     return found
   }
-  onExit(): () => void {
+  exit?: (info: ReplicaInfo) => void
+  onExit(listener: (info: ReplicaInfo) => void): () => void {
+    this.exit = listener
     return () => undefined
   }
   async close(): Promise<void> {}
@@ -189,5 +191,32 @@ describe('PlacementEngine.reconcile', () => {
     expect(status.exitCode).toBeUndefined()
     expect(status.message).toMatch(/^could not run/)
     expect(s.driver.stopped).toContain(s.key)
+  })
+})
+
+describe('PlacementEngine.retireFinished', () => {
+  it('forgets a finished workload only after its retention, and a replayed copy of it starts nothing', async () => {
+    const s = setup('3kengretire00')
+    await placeHere(s)
+    await waitFor(() => s.status()?.state === 'running', { what: 'the running status', ...WAIT })
+    const spec = s.driver.started[0]
+    s.driver.exit!({ ...spec, id: 'c1', state: 'exited', exitCode: 0, startedAt: iso(Date.now() - 1000), finishedAt: iso(Date.now()) })
+    await waitFor(() => s.status()?.state === 'succeeded', { what: 'the finished status', ...WAIT })
+    await s.engine.idle()
+    const workload = s.state.workloads.get(s.uri)!
+
+    // not before its retention is over
+    expect(s.engine.retireFinished(3_600_000)).toBe(0)
+    expect(s.state.workloads.has(s.uri)).toBe(true)
+    expect(s.engine.retireFinished(0)).toBe(1)
+    expect(s.state.workloads.has(s.uri)).toBe(false)
+    expect(s.state.statusesFor(s.uri)).toEqual([])
+
+    // the firehose replays the workload and its records: nothing comes back, nothing starts
+    expect(s.state.put('commune.scheduler.workload', workload)).toBe(false)
+    s.engine.markDirty(s.uri)
+    await s.engine.idle()
+    expect(s.driver.started).toHaveLength(1)
+    expect(place(s.state, s.uri, Date.now())).toBeUndefined()
   })
 })

@@ -28,6 +28,11 @@ export interface MeshletConfig {
   heartbeatSeconds?: number
   /** How often running containers are reconciled with the replicas won (default 60). */
   reconcileSeconds?: number
+  /**
+   * How long a finished workload's records stay in memory after its last status (default
+   * 86400): then only its fair-share entries and a tombstone remain (scheduler/state.ts retire).
+   */
+  retentionSeconds?: number
   /** Clock difference tolerated between this meshlet and owners or other meshlets (default 5000 ms; docs/protocol.md). */
   skewMs?: number
   /**
@@ -60,6 +65,9 @@ export function checkConfig(c: Partial<MeshletConfig>): MeshletConfig {
   }
   if (c.driver && !['docker', 'process', 'none'].includes(c.driver)) {
     throw new ConfigError(`driver must be docker, process or none, not ${c.driver}`)
+  }
+  if (c.retentionSeconds !== undefined && !(c.retentionSeconds >= 60)) {
+    throw new ConfigError('retentionSeconds must be at least 60')
   }
   if (c.heartbeatSeconds !== undefined && !(c.heartbeatSeconds >= 10)) {
     throw new ConfigError('heartbeatSeconds must be at least 10')

@@ -12,6 +12,7 @@ import { COLLECTIONS, type Collection, type RecordTypes, type Resources, type Sh
 import { Outbox, type OutboxEntry } from '../repo/outbox.js'
 import { decide, type Decision, type LocalReplica, type LocalView } from '../scheduler/decide.js'
 import { eligibility, grantLimitRefusal, holdsReplica, jobTimeoutSeconds, maxConcurrentJobs, revocation, type Eligibility } from '../scheduler/grants.js'
+import { retire } from '../scheduler/fairshare.js'
 import { verifiedOwner } from '../scheduler/membership.js'
 import { statusRecordKey } from '../scheduler/hash.js'
 import { place, type Placement, type PlacementOptions } from '../scheduler/placement.js'
@@ -199,6 +200,25 @@ export class PlacementEngine {
     }, Math.min(2 ** 31 - 1, Math.max(0, at - this.now()) + 5))
     t.unref()
     this.timers.set(uri, t)
+  }
+
+  /**
+   * Forgets workloads finished here at least `retentionMs` ago, by their last status (see
+   * scheduler/fairshare.ts retire: balances stay exact, their records are ignored if they
+   * come again). Returns how many left memory.
+   */
+  retireFinished(retentionMs: number): number {
+    let n = 0
+    for (const uri of [...this.finished]) {
+      const last = Math.max(...this.o.state.statusesFor(uri).map((s) => Date.parse(s.record.updatedAt)))
+      if (!(last + retentionMs <= this.now())) continue
+      if (retire(this.o.state, uri)) n++
+      this.finished.delete(uri)
+      this.writesPerWorkload.delete(uri)
+      clearTimeout(this.timers.get(uri))
+      this.timers.delete(uri)
+    }
+    return n
   }
 
   /** The placement as this meshlet sees it now. */

@@ -195,7 +195,12 @@ export class Meshlet {
     // only now: before its new heartbeat (onlineSince) is out, it would answer as the meshlet it was before the restart
     engine.start()
     const hb = (cfg.heartbeatSeconds ?? 300) * 1000
-    meshlet.heartbeat = setInterval(() => void meshlet.publishCapacity().catch((err) => logger.warn({ err: err.message }, 'heartbeat failed')), hb)
+    const retentionMs = (cfg.retentionSeconds ?? 86_400) * 1000
+    meshlet.heartbeat = setInterval(() => {
+      void meshlet.publishCapacity().catch((err) => logger.warn({ err: err.message }, 'heartbeat failed'))
+      const retired = engine.retireFinished(retentionMs)
+      if (retired) logger.info({ retired }, 'finished workloads left memory')
+    }, hb)
     meshlet.heartbeat.unref()
     if (driver) {
       meshlet.reconciler = setInterval(() => void meshlet.reconcile().catch((err) => logger.warn({ err: err.message }, 'reconcile failed')), (cfg.reconcileSeconds ?? 60) * 1000)

@@ -151,8 +151,12 @@ class Ledger {
   /** serving meshlet → consumer → series */
   private readonly byMeshlet = new Map<string, Map<string, Series>>()
 
-  balances(state: PublicState, asOf: number, servers?: string[]): Map<string, number> {
+  sync(state: PublicState): void {
     for (const uri of state.drainTouchedWorkloads()) this.recount(state, uri)
+  }
+
+  balances(state: PublicState, asOf: number, servers?: string[]): Map<string, number> {
+    this.sync(state)
     const out = new Map<string, number>()
     for (const meshlet of servers ?? this.byMeshlet.keys()) {
       const consumers = this.byMeshlet.get(meshlet)
@@ -192,6 +196,16 @@ class Ledger {
     }
     if (entries.length) this.byWorkload.set(workloadUri, entries)
   }
+}
+
+/**
+ * Forgets a finished workload's records once fair share has counted them (see
+ * PublicState.retire): balances read exactly as before, and a later delete or update of
+ * the workload still takes its history away.
+ */
+export function retire(state: PublicState, workloadUri: string): boolean {
+  ledgerOf(state).sync(state)
+  return state.retire(workloadUri)
 }
 
 const ledgers = new WeakMap<PublicState, Ledger>()

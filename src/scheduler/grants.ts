@@ -262,7 +262,8 @@ export function grantLastUse(state: PublicState, grant: Stored<ShareGrantRecord>
       const t = Date.parse(s.record.updatedAt)
       if (t > last) last = t
     }
-    return last
+    // statuses of retired workloads are gone from memory; their latest time is kept
+    return Math.max(last, state.retiredStatusAt(meshlet, recipient))
   })
   return Math.max(made, latest)
 }

@@ -65,9 +65,18 @@ export class PublicState {
   linksVersion = 0
   /** Workloads whose record, bids or statuses changed since the last drain (fair share's ledger reads them). */
   private touched: Set<string> | undefined
+  /**
+   * Finished workloads forgotten after their retention (retire()), by uri → the version
+   * retired: a replayed copy of that version, or a bid or status for it, is ignored, so a
+   * finished workload can never look unplaced again. Its fair-share entries stay in the ledger.
+   */
+  private readonly retired = new Map<string, string>()
+  /** Latest status updatedAt per `meshlet\0workload owner`, kept over retirement (a grant's last use). */
+  private readonly retiredLastStatus = new Map<string, number>()
 
   /** Upserts a validated record. Returns false when nothing changed (a replayed event). */
   put<C extends Collection>(collection: C, stored: Stored<RecordTypes[C]>): boolean {
+    if (this.isRetiredRecord(collection, stored as Stored<never>)) return false
     const before = this.workloadOf(collection, stored.uri)
     const changed = this.apply(collection, stored as Stored<never>)
     if (changed) this.changed(collection, before, this.workloadOf(collection, stored.uri))
@@ -138,6 +147,11 @@ export class PublicState {
   /** Removes a record by its uri. Returns false when it was not there. */
   delete(collection: Collection, did: string, rkey: string): boolean {
     const uri = `at://${did}/${collection}/${rkey}`
+    if (collection === 'commune.scheduler.workload' && this.retired.delete(uri)) {
+      // deleting a workload takes its history with it, retired or not
+      this.changed(collection, uri)
+      return true
+    }
     const before = this.workloadOf(collection, uri)
     const changed = this.remove(collection, did, rkey)
     if (changed) this.changed(collection, before)
@@ -177,6 +191,57 @@ export class PublicState {
       default:
         return false
     }
+  }
+
+  /**
+   * Forgets a finished workload (call fairshare's retire(), which lets the ledger count it
+   * first): its record, bids and statuses leave memory; what fair
+   * share and grants need of them stays (the ledger's entries, the latest status time per
+   * meshlet and owner), so balances and grant lapses read exactly as before. Returns false
+   * when the workload is not here.
+   */
+  retire(workloadUri: string): boolean {
+    const w = this.workloads.get(workloadUri)
+    if (!w) return false
+    for (const s of this.statusesFor(workloadUri)) {
+      const key = `${s.did}\0${w.did}`
+      const at = Date.parse(s.record.updatedAt)
+      if (!(at <= (this.retiredLastStatus.get(key) ?? -Infinity))) this.retiredLastStatus.set(key, at)
+      this.statuses.delete(s.uri)
+    }
+    for (const b of this.bidsFor(workloadUri)) this.bids.delete(b.uri)
+    this.statusesByWorkload.delete(workloadUri)
+    this.bidsByWorkload.delete(workloadUri)
+    this.workloads.delete(workloadUri)
+    this.retired.set(workloadUri, w.cid)
+    this.version++
+    return true
+  }
+
+  /** How many finished workloads were forgotten (and are remembered only as tombstones). */
+  get retiredCount(): number {
+    return this.retired.size
+  }
+
+  /** The latest updatedAt of a retired status a meshlet wrote for an owner's workloads. */
+  retiredStatusAt(meshletDid: string, ownerDid: string): number {
+    return this.retiredLastStatus.get(`${meshletDid}\0${ownerDid}`) ?? -Infinity
+  }
+
+  private isRetiredRecord(collection: Collection, s: Stored<never>): boolean {
+    if (this.retired.size === 0) return false
+    if (collection === 'commune.scheduler.workload') {
+      const cid = this.retired.get(s.uri)
+      if (cid === undefined) return false
+      if (cid === s.cid) return true
+      this.retired.delete(s.uri) // a new version: placed anew, and the old one's history goes
+      this.touched?.add(s.uri)
+      return false
+    }
+    if (collection === 'commune.scheduler.bid' || collection === 'commune.scheduler.workloadStatus') {
+      return this.retired.has((s as Stored<BidRecord>).record.workload.uri)
+    }
+    return false
   }
 
   bidsFor(workloadUri: string): Stored<BidRecord>[] {

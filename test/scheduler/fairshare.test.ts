@@ -3,9 +3,9 @@
 // than the workload asked for over its wall time. Forged statuses change nobody's rank.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { balances, balancesByScan } from '../../src/scheduler/fairshare.js'
+import { balances, balancesByScan, retire } from '../../src/scheduler/fairshare.js'
 import { statusRecordKey } from '../../src/scheduler/hash.js'
-import { rankCandidates, SETTLE_MS } from '../../src/scheduler/placement.js'
+import { place, rankCandidates, SETTLE_MS } from '../../src/scheduler/placement.js'
 import { PublicState } from '../../src/scheduler/state.js'
 import { cid, did, mulberry32, rec, stateOf, T0, worldArb, type Rec, type World } from './world.js'
 
@@ -230,6 +230,53 @@ describe('fair share from signed records only', () => {
       { numRuns: 200 },
     )
     expect(nonZero).toBeGreaterThan(50)
+  })
+
+  it('property: retiring finished workloads keeps every balance exact, ignores their replayed records, and a delete still takes their history', () => {
+    let retiredWithHistory = 0
+    fc.assert(
+      fc.property(
+        worldArb.chain((world) =>
+          fc.record({
+            world: fc.constant(world),
+            past: pastArb(world.owners.length, world.meshlets.length),
+            seed: fc.nat(),
+            retireMask: fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
+            deleteAfter: fc.option(fc.nat(4), { nil: undefined }),
+            asOfBack: fc.array(fc.integer({ min: 0, max: 3_000_000 }), { minLength: 3, maxLength: 3 }),
+          }),
+        ),
+        ({ world, past, seed, retireMask, deleteAfter, asOfBack }) => {
+          const history = pastRecords(world, past)
+          const all = shuffle([...world.records, world.workload, ...history.records], seed)
+          const full = stateOf(all)
+          const lean = stateOf(all)
+          const check = () => {
+            for (const back of asOfBack) expect(sorted(balances(lean, T0 - back))).toEqual(sorted(balancesByScan(full, T0 - back)))
+          }
+          history.workloads.forEach((w, k) => {
+            if (!retireMask[k]) return
+            expect(retire(lean, w.stored.uri)).toBe(true)
+            if (sorted(balancesByScan(full, T0)).length) retiredWithHistory++
+          })
+          check()
+          // the firehose replays everything: nothing of a retired workload comes back
+          for (const r of shuffle(all, seed + 1)) lean.put(r.collection, r.stored)
+          check()
+          history.workloads.forEach((w, k) => {
+            if (retireMask[k]) expect(place(lean, w.stored.uri, T0)).toBeUndefined()
+          })
+          // its owner deletes one: its history leaves both
+          const gone = deleteAfter === undefined ? undefined : history.workloads[deleteAfter]
+          if (gone) {
+            for (const s of [full, lean]) s.delete(gone.collection, gone.stored.did, gone.stored.rkey)
+            check()
+          }
+        },
+      ),
+      { numRuns: 200 },
+    )
+    expect(retiredWithHistory).toBeGreaterThan(20)
   })
 
   it('an offer and its finished status count: the owner who consumed ranks higher to serve next', () => {
