@@ -15,7 +15,7 @@ import { COLLECTIONS, type WorkloadRecord } from '../src/records/index.js'
 import { nowIso, waitFor } from '../src/util/time.js'
 import { startCommune, type Commune } from './lib/commune.js'
 import { ContainerEvents, type ContainerEvent } from './lib/docker-events.js'
-import { DaemonProbe, FirehoseProbe, wakeSequencerOnWrite, type EagerConfirm } from './lib/e2e-probes.js'
+import { DaemonProbe, FirehoseProbe } from './lib/e2e-probes.js'
 import { median, quantile, ratio, round1, wallMs } from './lib/stats.js'
 import { joinSwarm, LABEL_SWARM_SERVICE_ID, swarmProfile, type SwarmSession } from './lib/swarm.js'
 
@@ -26,14 +26,6 @@ const TIER = (process.env.BENCH_TIER ?? 'b') as Tier
 const COMMAND = ['sleep', '300']
 const RESOURCES = { cpuMillis: 100, memoryMiB: 32 }
 const BENCH = 'e2e'
-// Diagnostics, off by default (the bench measures the commune as `npm start` runs it):
-// what the time would be if the dev PDS's sequencer polled at once after a write, as a busy
-// PDS does anyway (BENCH_WAKE_SEQUENCER=1), and if a meshlet looked at a workload again as
-// soon as its own offer is queued (BENCH_EAGER_CONFIRM=queued) or written to its repo
-// (=written), rather than when the offer's echo comes back on the firehose.
-const WAKE_SEQUENCER = process.env.BENCH_WAKE_SEQUENCER === '1'
-const EAGER_CONFIRM = (process.env.BENCH_EAGER_CONFIRM || undefined) as EagerConfirm | undefined
-if (EAGER_CONFIRM && !['queued', 'written'].includes(EAGER_CONFIRM)) fail(`BENCH_EAGER_CONFIRM must be queued or written, not ${EAGER_CONFIRM}`)
 const EVENT_TIMEOUT_MS = 60_000
 
 if (!Number.isInteger(RUNS) || RUNS < 1) fail(`BENCH_RUNS must be a whole number ≥ 1, not ${process.env.BENCH_RUNS}`)
@@ -194,8 +186,7 @@ try {
   events = await ContainerEvents.open(docker)
   swarm = await joinSwarm(docker, BENCH)
   commune = await startCommune({ size: 3, driver: 'docker', resources: { cpuMillis: 4000, memoryMiB: 4096 }, tmpPrefix: 'meshlet-bench-e2e-' })
-  if (WAKE_SEQUENCER) wakeSequencerOnWrite(commune)
-  for (const m of commune.members) probes.set(m.daemon.did, new DaemonProbe(m, { eagerConfirm: EAGER_CONFIRM }))
+  for (const m of commune.members) probes.set(m.daemon.did, new DaemonProbe(m))
   firehose = new FirehoseProbe(commune)
   const swarmReplica: ReplicaSpec = { workloadUri: 'swarm', replica: 0, meshletDid: 'swarm', image: IMAGE, command: COMMAND, ...RESOURCES, tier: TIER }
   const differences = swarmProfile(swarmReplica, 'probe', BENCH).differences
@@ -240,7 +231,6 @@ try {
     runs: RUNS,
     image: IMAGE,
     tier: TIER,
-    ...(WAKE_SEQUENCER || EAGER_CONFIRM ? { diagnostics: { wakeSequencer: WAKE_SEQUENCER, eagerConfirm: EAGER_CONFIRM ?? 'no' } } : {}),
     meshlet: {
       p50Ms: p50(meshletRuns, 'containerStarted')!,
       p90Ms: p90(meshletRuns, 'containerStarted'),

@@ -16,7 +16,6 @@ import { wallMs } from './stats.js'
  * Diagnostic: look at a workload again as soon as this meshlet's own offer is queued, or
  * once its repo took it, instead of when the offer's echo comes back on the firehose.
  */
-export type EagerConfirm = 'queued' | 'written'
 
 /** What the daemons did for each workload, seen through hooks on their instances (src/ unchanged). */
 export class DaemonProbe {
@@ -27,7 +26,7 @@ export class DaemonProbe {
   readonly driverCalled = new Map<string, number>()
   readonly driverReturned = new Map<string, number>()
 
-  constructor(member: CommuneMember, o: { eagerConfirm?: EagerConfirm } = {}) {
+  constructor(member: CommuneMember) {
     const { ctx } = member.daemon
     const did = member.daemon.did
     const first = (m: Map<string, number>, uri: string) => void (m.has(uri) || m.set(uri, wallMs()))
@@ -39,16 +38,10 @@ export class DaemonProbe {
     }
     const enqueue = ctx.outbox.enqueue.bind(ctx.outbox)
     ctx.outbox.enqueue = (writes) => {
-      const offers: string[] = []
       for (const w of writes) {
-        if (w.collection !== COLLECTIONS.bid) continue
-        const bid = w.record as BidRecord
-        first(this.bidQueued, bid.workload.uri)
-        if (!bid.decline) offers.push(bid.workload.uri)
+        if (w.collection === COLLECTIONS.bid) first(this.bidQueued, (w.record as BidRecord).workload.uri)
       }
       enqueue(writes)
-      // the engine believes the offer right after this returns; the next pass sees it
-      if (o.eagerConfirm === 'queued') for (const uri of offers) ctx.engine.markDirty(uri)
     }
     // the outbox writes through this instance: its answer is when the PDS took the bid
     const applyWrites = ctx.writer.applyWrites.bind(ctx.writer)
@@ -56,9 +49,7 @@ export class DaemonProbe {
       const results = await applyWrites(writes)
       for (const w of writes) {
         if (w.op === 'delete' || w.collection !== COLLECTIONS.bid) continue
-        const bid = w.record as BidRecord
-        first(this.bidAcked, bid.workload.uri)
-        if (o.eagerConfirm === 'written' && !bid.decline) ctx.engine.markDirty(bid.workload.uri)
+        first(this.bidAcked, (w.record as BidRecord).workload.uri)
       }
       return results
     }
@@ -112,27 +103,5 @@ export class FirehoseProbe {
   async close(): Promise<void> {
     await this.ingestor.close()
     this.db.close()
-  }
-}
-
-/**
- * The dev PDS's sequencer finds new events by polling its database, backing off to once a
- * second while idle (@atproto/pds sequencer.js, pollDb/exponentialBackoff), so the first
- * write after a quiet spell waits up to a second before any firehose carries it. This
- * diagnostic wakes the poll as soon as an event is stored, as constant traffic would.
- */
-export function wakeSequencerOnWrite(c: Commune): void {
-  const seq = c.net.network.pds.ctx.sequencer as unknown as {
-    exponentialBackoff: () => Promise<void>
-    sequenceEvts: (evts: readonly unknown[]) => Promise<number[]>
-  }
-  let wake: (() => void) | undefined
-  const backoff = seq.exponentialBackoff.bind(seq)
-  seq.exponentialBackoff = () => Promise.race([backoff(), new Promise<void>((r) => (wake = r))])
-  const sequence = seq.sequenceEvts.bind(seq)
-  seq.sequenceEvts = async (evts) => {
-    const seqs = await sequence(evts)
-    wake?.()
-    return seqs
   }
 }
