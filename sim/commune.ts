@@ -177,6 +177,18 @@ export function simulate(opts: SimOptions): SimReport {
     ]) {
       for (const to of topo.followers[m.owner]) ms[to].view.put(r.collection, r.stored)
     }
+    // online for an hour already: the heartbeat before the first simulated one is known
+    // everywhere (otherwise a meshlet whose first simulated heartbeat is lost and replayed
+    // would be unknown somewhere while others rank it; see docs/protocol.md, known limits)
+    const total = { cpuMillis: 1000 * m.slots, memoryMiB: 1024 * m.slots }
+    const previous = {
+      uri: `at://${m.did}/commune.scheduler.capacity/self`,
+      cid: cid(`${m.did}#hb#previous`),
+      did: m.did,
+      rkey: 'self',
+      record: { $type: 'commune.scheduler.capacity', total, allocatable: total, drivers: ['docker'], arch: 'amd64', heartbeatSeconds: HB_SECONDS, onlineSince: iso(m.onlineSince + m.skew), updatedAt: iso(T0 - 2 * HB_MS + m.skew) },
+    }
+    for (const to of topo.followers[m.owner]) ms[to].view.put('commune.scheduler.capacity', previous as never)
   })
 
   // workloads: who, how many replicas, when, for how long
