@@ -18,6 +18,7 @@ import { ContainerEvents, type ContainerEvent } from './lib/docker-events.js'
 import { DaemonProbe, FirehoseProbe } from './lib/e2e-probes.js'
 import { median, quantile, ratio, round1, wallMs } from './lib/stats.js'
 import { joinSwarm, LABEL_SWARM_SERVICE_ID, swarmProfile, type SwarmSession } from './lib/swarm.js'
+import { requireDockerAndImage } from './lib/preflight.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15)
 const IMAGE = process.env.MESHLET_TEST_IMAGE ?? 'meshlet-test/busybox:latest'
@@ -178,11 +179,7 @@ function fail(message: string): never {
 }
 
 try {
-  await docker.ping().catch(() => fail('no Docker engine answers on /var/run/docker.sock'))
-  await docker
-    .getImage(IMAGE)
-    .inspect()
-    .catch(() => fail(`image ${IMAGE} is not present (npm test builds it: scripts/make-test-image.sh)`))
+  await requireDockerAndImage(docker, IMAGE, fail)
   events = await ContainerEvents.open(docker)
   swarm = await joinSwarm(docker, BENCH)
   commune = await startCommune({ size: 3, driver: 'docker', resources: { cpuMillis: 4000, memoryMiB: 4096 }, tmpPrefix: 'meshlet-bench-e2e-' })

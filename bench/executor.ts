@@ -9,6 +9,7 @@ import { containerConfig, DockerDriver, LABEL_MESHLET, LABEL_WORKLOAD } from '..
 import type { ReplicaSpec } from '../src/executor/types.js'
 import { ContainerEvents } from './lib/docker-events.js'
 import { median, quantile, ratio, round1, wallMs } from './lib/stats.js'
+import { requireDockerAndImage } from './lib/preflight.js'
 
 const IMAGE = process.env.MESHLET_TEST_IMAGE ?? 'meshlet-test/busybox:latest'
 const RUNS = Number(process.env.BENCH_RUNS ?? 10)
@@ -83,11 +84,7 @@ async function viaApi(s: ReplicaSpec, name: string): Promise<Timing> {
 }
 
 try {
-  await docker.ping().catch(() => fail('no Docker engine answers on /var/run/docker.sock'))
-  await docker
-    .getImage(IMAGE)
-    .inspect()
-    .catch(() => fail(`image ${IMAGE} is not present (npm test builds it: scripts/make-test-image.sh)`))
+  await requireDockerAndImage(docker, IMAGE, fail)
   await cleanup()
   // warm both paths once (the driver's image check, the client's connection)
   await viaDriver(spec('warm-d'))

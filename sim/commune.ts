@@ -166,6 +166,13 @@ export function simulate(opts: SimOptions): SimReport {
   let eventsDelivered = 0
   let cpuMicros = 0
 
+  /** A meshlet's capacity record as written at `t` (its own clock): a heartbeat. */
+  const capacityOf = (m: Meshlet, t: number, version: string): Stored<unknown> => {
+    const total = { cpuMillis: 1000 * m.slots, memoryMiB: 1024 * m.slots }
+    const record = { $type: 'commune.scheduler.capacity', total, allocatable: total, drivers: ['docker'], arch: 'amd64', heartbeatSeconds: HB_SECONDS, onlineSince: iso(m.onlineSince + m.skew), updatedAt: iso(t + m.skew) }
+    return { uri: `at://${m.did}/commune.scheduler.capacity/self`, cid: cid(`${m.did}#hb#${version}`), did: m.did, rkey: 'self', record }
+  }
+
   // the standing records (links and clusters): every meshlet read them at startup
   ms.forEach((m) => {
     const o = ownerDids[m.owner]
@@ -180,14 +187,7 @@ export function simulate(opts: SimOptions): SimReport {
     // online for an hour already: the heartbeat before the first simulated one is known
     // everywhere (otherwise a meshlet whose first simulated heartbeat is lost and replayed
     // would be unknown somewhere while others rank it; see docs/protocol.md, known limits)
-    const total = { cpuMillis: 1000 * m.slots, memoryMiB: 1024 * m.slots }
-    const previous = {
-      uri: `at://${m.did}/commune.scheduler.capacity/self`,
-      cid: cid(`${m.did}#hb#previous`),
-      did: m.did,
-      rkey: 'self',
-      record: { $type: 'commune.scheduler.capacity', total, allocatable: total, drivers: ['docker'], arch: 'amd64', heartbeatSeconds: HB_SECONDS, onlineSince: iso(m.onlineSince + m.skew), updatedAt: iso(T0 - 2 * HB_MS + m.skew) },
-    }
+    const previous = capacityOf(m, T0 - 2 * HB_MS, 'previous')
     for (const to of topo.followers[m.owner]) ms[to].view.put('commune.scheduler.capacity', previous as never)
   })
 
@@ -283,9 +283,7 @@ export function simulate(opts: SimOptions): SimReport {
 
   const heartbeat = (i: number, t: number) => {
     const m = ms[i]
-    const total = { cpuMillis: 1000 * m.slots, memoryMiB: 1024 * m.slots }
-    const record = { $type: 'commune.scheduler.capacity', total, allocatable: total, drivers: ['docker'], arch: 'amd64', heartbeatSeconds: HB_SECONDS, onlineSince: iso(m.onlineSince + m.skew), updatedAt: iso(t + m.skew) }
-    publish(i, { repo: m.did, owner: m.owner, collection: 'commune.scheduler.capacity', stored: { uri: `at://${m.did}/commune.scheduler.capacity/self`, cid: cid(`${m.did}#hb#${t}`), did: m.did, rkey: 'self', record } }, t)
+    publish(i, { repo: m.did, owner: m.owner, collection: 'commune.scheduler.capacity', stored: capacityOf(m, t, String(t)) }, t)
   }
 
   const schedule = (i: number, uri: string, t: number) => {

@@ -20,6 +20,26 @@ afterAll(async () => {
   await net?.close()
 })
 
+/** `server`'s meshlet offered for a 10-minute-old workload of `owner` and ran it to the end: 40 cpu-seconds served. */
+async function serveToTheEnd(owner: Member, server: Member): Promise<void> {
+  const ago = (ms: number) => new Date(Date.now() - ms).toISOString()
+  const w = await owner.owner.writer.create(COLLECTIONS.workload, workloadRecord({ createdAt: ago(600_000) }))
+  const ref = { uri: w.uri, cid: w.cid! }
+  await server.meshlet.writer.create(COLLECTIONS.bid, { $type: COLLECTIONS.bid, workload: ref, round: 0, score: 1000, createdAt: ago(599_000) })
+  const finishedAt = ago(120_000)
+  await server.meshlet.writer.put(COLLECTIONS.workloadStatus, statusRecordKey(w.uri, 0), {
+    $type: COLLECTIONS.workloadStatus,
+    workload: ref,
+    replica: 0,
+    state: 'succeeded',
+    exitCode: 0,
+    cpuMillis: 40_000,
+    startedAt: ago(598_000),
+    finishedAt,
+    updatedAt: finishedAt,
+  })
+}
+
 const verdictOf = (o: Observer, m: Member) => o.formation.members().find((v) => v.owner === m.owner.did)
 
 describe('cluster formation (real PDS + firehose)', () => {
@@ -109,21 +129,7 @@ describe('cluster formation (real PDS + firehose)', () => {
     const watcher = await observe(net, ola.meshlet.did)
     observers.push(watcher)
     // ned's meshlet offered for mae's workload and ran it to the end: 40 cpu-seconds served
-    const w = await mae.owner.writer.create(COLLECTIONS.workload, workloadRecord({ createdAt: new Date(Date.now() - 600_000).toISOString() }))
-    const ref = { uri: w.uri, cid: w.cid! }
-    await ned.meshlet.writer.create(COLLECTIONS.bid, { $type: COLLECTIONS.bid, workload: ref, round: 0, score: 1000, createdAt: new Date(Date.now() - 599_000).toISOString() })
-    const finishedAt = new Date(Date.now() - 120_000).toISOString()
-    await ned.meshlet.writer.put(COLLECTIONS.workloadStatus, statusRecordKey(w.uri, 0), {
-      $type: COLLECTIONS.workloadStatus,
-      workload: ref,
-      replica: 0,
-      state: 'succeeded',
-      exitCode: 0,
-      cpuMillis: 40_000,
-      startedAt: new Date(Date.now() - 598_000).toISOString(),
-      finishedAt,
-      updatedAt: finishedAt,
-    })
+    await serveToTheEnd(mae, ned)
     const asOf = Date.now()
     const servers = [mae, ned, ola].map((m) => m.meshlet.did).sort()
     await waitFor(() => (balances(watcher.state, asOf, servers).get(ned.owner.did) ?? 0) === 40_000, { what: 'the watcher counts the history', timeoutMs: 10_000 })
@@ -144,21 +150,7 @@ describe('cluster formation (real PDS + firehose)', () => {
     observers.push(watcher)
     expect(watcher.state.capacities.has(rex.meshlet.did) || watcher.state.meshletOwners.has(rex.meshlet.did)).toBe(true)
     // rex's meshlet runs sam's workload to the end, after the watcher started
-    const w = await sam.owner.writer.create(COLLECTIONS.workload, workloadRecord({ createdAt: new Date(Date.now() - 600_000).toISOString() }))
-    const ref = { uri: w.uri, cid: w.cid! }
-    await rex.meshlet.writer.create(COLLECTIONS.bid, { $type: COLLECTIONS.bid, workload: ref, round: 0, score: 1000, createdAt: new Date(Date.now() - 599_000).toISOString() })
-    const finishedAt = new Date(Date.now() - 120_000).toISOString()
-    await rex.meshlet.writer.put(COLLECTIONS.workloadStatus, statusRecordKey(w.uri, 0), {
-      $type: COLLECTIONS.workloadStatus,
-      workload: ref,
-      replica: 0,
-      state: 'succeeded',
-      exitCode: 0,
-      cpuMillis: 40_000,
-      startedAt: new Date(Date.now() - 598_000).toISOString(),
-      finishedAt,
-      updatedAt: finishedAt,
-    })
+    await serveToTheEnd(sam, rex)
     const asOf = Date.now()
     await waitFor(() => (balances(watcher.state, asOf, [rex.meshlet.did]).get(rex.owner.did) ?? 0) === 40_000, {
       what: "the watcher reads sam's workload behind rex's finished replica",

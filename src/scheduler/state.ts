@@ -195,8 +195,8 @@ export class PublicState {
 
   /**
    * Forgets a finished workload (call fairshare's retire(), which lets the ledger count it
-   * first): its record, bids and statuses leave memory; what fair
-   * share and grants need of them stays (the ledger's entries, the latest status time per
+   * first): its record, bids and statuses leave memory; what fair share and grants need of
+   * them stays (the ledger's entries, the latest status time per
    * meshlet and owner), so balances and grant lapses read exactly as before. Returns false
    * when the workload is not here.
    */
@@ -216,11 +216,6 @@ export class PublicState {
     this.retired.set(workloadUri, w.cid)
     this.version++
     return true
-  }
-
-  /** How many finished workloads were forgotten (and are remembered only as tombstones). */
-  get retiredCount(): number {
-    return this.retired.size
   }
 
   /** The latest updatedAt of a retired status a meshlet wrote for an owner's workloads. */
