@@ -52,7 +52,8 @@ function run(cmd: string, args: string[], o: { env?: Record<string, string>; tim
       clearTimeout(timer)
       reject(new Error(`${cmd}: ${err.message}${(err as { code?: string }).code === 'ENOENT' ? ' (apt-get install docker-compose)' : ''}`))
     })
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the exit can come before the last of its output is read
+    child.on('close', (code) => {
       clearTimeout(timer)
       resolve({ code: code ?? -1, out })
     })

@@ -27,7 +27,8 @@ export function cli(args: string[], env: Record<string, string> = {}, timeoutMs 
       child.kill('SIGKILL')
       reject(new Error(`meshlet ${args.join(' ')} timed out; stderr: ${stderr}`))
     }, timeoutMs)
-    child.on('exit', (code) => {
+    // 'close', not 'exit': on a busy machine the exit can come before the last of its output is read
+    child.on('close', (code) => {
       clearTimeout(timer)
       resolve({ code: code ?? -1, stdout, stderr })
     })
