@@ -1,6 +1,6 @@
-// One firehose subscription (a PDS or a relay) for the appview. Commits are verified by
-// @atproto/sync's Firehose against each repo's DID key, as the meshlet's ingestion does
-// (src/sync/ingest.ts); what differs is what the appview needs around it:
+// One firehose subscription (a PDS or a relay) for the appview. Every op is proven by its
+// signed commit against the repo's DID key, as the meshlet's ingestion does
+// (src/sync/commit-proof.ts, src/sync/ingest.ts); what differs is what the appview needs around it:
 // - the commit's `rev` reaches the handler, so events already inside a getRepo snapshot,
 //   or replayed from an older cursor, are told apart and dropped;
 // - every event's seq is seen before it is parsed (an EventRunner), so the lag in events
@@ -11,6 +11,7 @@
 import { Firehose, type CommitEvt, type Event, type EventRunner, type SyncEvt } from '@atproto/sync'
 import type { IdResolver } from '@atproto/identity'
 import type { Logger } from 'pino'
+import { CommitProver } from '../sync/commit-proof.js'
 
 export interface SourceHandlers {
   /** Is this repo in the commune? Others are skipped unparsed. */
@@ -51,18 +52,20 @@ export class FirehoseSource implements EventRunner {
   /** When the subscription first asked for its cursor (it was dialling). */
   dialledAt?: number
   readonly dialled: Promise<void>
-  readonly stats = { events: 0, skipped: 0, errors: 0 }
+  readonly stats = { events: 0, skipped: 0, unproven: 0, errors: 0 }
   private resolveDialled!: () => void
   private queue: Queued[] = []
   private pumping = false
   private persisted = 0
   private hose: Firehose
+  private prover: CommitProver
   private flusher: NodeJS.Timeout
   private closed = false
 
   constructor(private readonly opts: SourceOptions) {
     this.url = firehoseUrl(opts.url)
     this.dialled = new Promise((r) => (this.resolveDialled = r))
+    this.prover = new CommitProver(opts.idResolver)
     this.hose = new Firehose({
       idResolver: opts.idResolver,
       service: this.url,
@@ -70,6 +73,8 @@ export class FirehoseSource implements EventRunner {
       filterCollections: ['commune.scheduler.*'],
       excludeIdentity: true,
       excludeAccount: true,
+      // block CIDs are still checked; the signature and MST proof are checked in dispatch()
+      unauthenticatedCommits: true,
       subscriptionReconnectDelay: opts.reconnectDelayMs ?? 1000,
       handleEvent: (evt) => this.dispatch(evt),
       onError: (err) => {
@@ -143,6 +148,11 @@ export class FirehoseSource implements EventRunner {
 
   private async dispatch(evt: Event): Promise<void> {
     if (evt.event === 'create' || evt.event === 'update' || evt.event === 'delete') {
+      if (!(await this.prover.proves(evt))) {
+        this.stats.unproven++
+        this.opts.logger.warn({ source: this.url, uri: evt.uri.toString(), commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
+        return
+      }
       await this.opts.handlers.onCommit(this.url, evt)
       this.lastEventTime = Date.parse(evt.time) || Date.now()
     } else if (evt.event === 'sync') {

@@ -1,5 +1,5 @@
-// Firehose ingestion: commit signatures verified by @atproto/sync against each repo's
-// DID key, filtered to commune.scheduler.*, every record lexicon-validated before it is
+// Firehose ingestion: every op proven by its signed commit against the repo's DID key
+// (commit-proof.ts: what @atproto/sync's authenticated mode checks, signatures by OpenSSL), filtered to commune.scheduler.*, every record lexicon-validated before it is
 // believed, the cursor persisted with the record so a restart resumes exactly.
 //
 // Backpressure: events are handled one at a time per source (no MemoryRunner, whose
@@ -12,6 +12,7 @@ import type { Logger } from 'pino'
 import type { LocalDb } from '../db/index.js'
 import { isSchedulerCollection, validateRecord, type Collection } from '../records/index.js'
 import type { PublicState, Stored } from '../scheduler/state.js'
+import { CommitProver } from './commit-proof.js'
 
 export interface RecordChange {
   collection: Collection
@@ -36,9 +37,12 @@ export interface IngestOptions {
 
 export class Ingestor {
   private hoses = new Map<string, Firehose>()
-  readonly stats = { events: 0, applied: 0, invalid: 0, errors: 0 }
+  readonly stats = { events: 0, applied: 0, invalid: 0, unproven: 0, errors: 0 }
+  private readonly prover: CommitProver
 
-  constructor(private readonly opts: IngestOptions) {}
+  constructor(private readonly opts: IngestOptions) {
+    this.prover = new CommitProver(opts.idResolver)
+  }
 
   /** Loads what earlier runs believed, so replays from the cursor are all that is needed. */
   restore(): number {
@@ -65,6 +69,8 @@ export class Ingestor {
       idResolver: this.opts.idResolver,
       service: url,
       filterCollections: ['commune.scheduler.*'],
+      // block CIDs are still checked; the signature and MST proof are checked in handle()
+      unauthenticatedCommits: true,
       excludeIdentity: true,
       excludeAccount: true,
       excludeSync: true,
@@ -99,7 +105,7 @@ export class Ingestor {
     return [st.meshlets, st.clusters, st.workloads, st.bids, st.statuses, st.grants].some((m) => m.has(s.uri))
   }
 
-  private handle(source: string, evt: Event): void {
+  private async handle(source: string, evt: Event): Promise<void> {
     this.stats.events++
     if (evt.event !== 'create' && evt.event !== 'update' && evt.event !== 'delete') return
     const seenAt = Date.parse(evt.time) || Date.now()
@@ -107,6 +113,12 @@ export class Ingestor {
     const uri = evt.uri.toString()
     if (!isSchedulerCollection(collection)) return
     const db = this.opts.db
+    if (!(await this.prover.proves(evt))) {
+      this.stats.unproven++
+      this.opts.logger.warn({ uri, commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
+      db.setCursor(source, evt.seq)
+      return
+    }
     if (evt.event === 'delete') {
       db.tx(() => {
         db.deleteRecord(uri)

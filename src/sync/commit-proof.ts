@@ -1,0 +1,70 @@
+// What @atproto/sync's authenticated commit parsing proves, with the signature checked by
+// OpenSSL (src/identity/signature.ts): the commit block is signed by the repo's current
+// atproto key, names the repo's DID, and its MST maps the op's path to the op's CID (or,
+// for a delete, to nothing). The firehose is read with `unauthenticatedCommits`, which
+// still checks every block against its CID; this module is what makes it authenticated.
+//
+// Ops of one commit arrive one after another, so the last commit's verdict and MST are
+// kept: a commit is verified once however many scheduler records it carries.
+import type { IdResolver } from '@atproto/identity'
+import { encode as cborEncode } from '@atproto/lex-cbor'
+import { MST, MemoryBlockstore, def, formatDataKey, type Commit } from '@atproto/repo'
+import type { CommitEvt } from '@atproto/sync'
+import { verifyDidKeySignature } from '../identity/signature.js'
+
+/** How long a resolved signing key is used before asking the resolver (and its cache) again. */
+const KEY_TTL_MS = 60_000
+
+interface CheckedCommit {
+  cid: string
+  signed: boolean
+  mst?: MST
+}
+
+export class CommitProver {
+  private readonly keys = new Map<string, { didKey: string; at: number }>()
+  private last?: Promise<CheckedCommit>
+  private lastCid?: string
+
+  constructor(private readonly idResolver: IdResolver) {}
+
+  /** Whether the op is proven by its commit; never throws (a malformed commit proves nothing). */
+  async proves(evt: CommitEvt): Promise<boolean> {
+    const cid = evt.commit.toString()
+    if (this.lastCid !== cid || !this.last) {
+      this.lastCid = cid
+      this.last = this.check(evt).catch(() => ({ cid, signed: false }))
+    }
+    const checked = await this.last
+    if (!checked.signed || !checked.mst) return false
+    try {
+      const found = await checked.mst.get(formatDataKey(evt.collection, evt.rkey))
+      return evt.event === 'delete' ? found === null : found !== null && found.equals(evt.cid)
+    } catch {
+      return false
+    }
+  }
+
+  private async check(evt: CommitEvt): Promise<CheckedCommit> {
+    const cid = evt.commit.toString()
+    const store = new MemoryBlockstore(evt.blocks)
+    const commit = await store.readObj(evt.commit, def.commit)
+    if (commit.did !== evt.did) return { cid, signed: false }
+    const signed = (await this.signedBy(commit, await this.key(evt.did, false))) || (await this.signedBy(commit, await this.key(evt.did, true)))
+    return { cid, signed, mst: signed ? MST.load(store, commit.data) : undefined }
+  }
+
+  private async signedBy(commit: Commit, didKey: string): Promise<boolean> {
+    const { sig, ...unsigned } = commit
+    return verifyDidKeySignature(didKey, cborEncode(unsigned), sig)
+  }
+
+  /** The repo's signing key; `refresh` re-resolves (a key rotation shows up as a failed check first). */
+  private async key(did: string, refresh: boolean): Promise<string> {
+    const cached = this.keys.get(did)
+    if (!refresh && cached && Date.now() - cached.at < KEY_TTL_MS) return cached.didKey
+    const didKey = await this.idResolver.did.resolveAtprotoKey(did, refresh)
+    this.keys.set(did, { didKey, at: Date.now() })
+    return didKey
+  }
+}
