@@ -99,9 +99,12 @@ export class LocalDb {
     this.statement('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value)
   }
 
+  private transaction?: Database.Transaction<(fn: () => unknown) => unknown>
+
   /** Runs fn in one transaction: a record and the cursor that delivered it land together. */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn)()
+    this.transaction ??= this.db.transaction((inner: () => unknown) => inner())
+    return this.transaction(fn) as T
   }
 
   close(): void {

@@ -2,6 +2,11 @@
 // (commit-proof.ts: what @atproto/sync's authenticated mode checks, signatures by OpenSSL), filtered to commune.scheduler.*, every record lexicon-validated before it is
 // believed, the cursor persisted with the record so a restart resumes exactly.
 //
+// Persistence is write-behind: records and the cursor that delivered them are written
+// together in one transaction per batch (at most BATCH_ROWS events or BATCH_MS old), not
+// one transaction per event, which was 7 % of a busy meshlet's CPU. A crash loses at most
+// the unwritten batch, and the cursor replays it.
+//
 // Backpressure: events are handled one at a time per source (no MemoryRunner, whose
 // concurrency is unbounded), and the handler only indexes; slower work is signalled
 // through `onChange`, which callers coalesce. A disconnect (including ConsumerTooSlow)
@@ -35,10 +40,16 @@ export interface IngestOptions {
   reconnectDelayMs?: number
 }
 
+const BATCH_ROWS = 200
+const BATCH_MS = 25
+
 export class Ingestor {
   private hoses = new Map<string, Firehose>()
   readonly stats = { events: 0, applied: 0, invalid: 0, unproven: 0, errors: 0 }
   private readonly prover: CommitProver
+  private batch: (() => void)[] = []
+  private batchCursors = new Map<string, number>()
+  private batchTimer?: NodeJS.Timeout
 
   constructor(private readonly opts: IngestOptions) {
     this.prover = new CommitProver(opts.idResolver)
@@ -75,7 +86,7 @@ export class Ingestor {
       excludeAccount: true,
       excludeSync: true,
       subscriptionReconnectDelay: this.opts.reconnectDelayMs ?? 1000,
-      getCursor: () => this.opts.db.getCursor(url),
+      getCursor: () => this.batchCursors.get(url) ?? this.opts.db.getCursor(url),
       handleEvent: (evt) => this.handle(url, evt),
       onError: (err) => {
         this.stats.errors++
@@ -116,14 +127,11 @@ export class Ingestor {
     if (!(await this.prover.proves(evt))) {
       this.stats.unproven++
       this.opts.logger.warn({ uri, commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
-      db.setCursor(source, evt.seq)
+      this.persistLater(source, evt.seq)
       return
     }
     if (evt.event === 'delete') {
-      db.tx(() => {
-        db.deleteRecord(uri)
-        db.setCursor(source, evt.seq)
-      })
+      this.persistLater(source, evt.seq, () => db.deleteRecord(uri))
       if (this.opts.state.delete(collection, did, rkey)) {
         this.stats.applied++
         this.opts.onChange?.({ collection, uri, did, rkey, action: 'delete', seenAt })
@@ -134,26 +142,48 @@ export class Ingestor {
     if (!valid.ok) {
       this.stats.invalid++
       this.opts.logger.warn({ uri, error: valid.error }, 'invalid record skipped')
-      db.setCursor(source, evt.seq)
+      this.persistLater(source, evt.seq)
       return
     }
     const stored = { uri, cid: evt.cid.toString(), did, rkey, record: valid.record }
     if (this.opts.ignore?.(collection, stored)) {
-      db.setCursor(source, evt.seq)
+      this.persistLater(source, evt.seq)
       return
     }
-    db.tx(() => {
-      this.persist(collection, stored)
-      db.setCursor(source, evt.seq)
-    })
+    this.persistLater(source, evt.seq, () => this.persist(collection, stored))
     if (this.opts.state.put(collection, stored)) {
       this.stats.applied++
       this.opts.onChange?.({ collection, uri, did, rkey, action: 'put', seenAt })
     }
   }
 
+  /** Queues a write (if any) and the source's cursor past this event, for the next batch. */
+  private persistLater(source: string | undefined, seq: number, write?: () => void): void {
+    if (write) this.batch.push(write)
+    if (source !== undefined) this.batchCursors.set(source, seq)
+    if (this.batch.length >= BATCH_ROWS) this.flush()
+    else this.batchTimer ??= setTimeout(() => this.flush(), BATCH_MS)
+  }
+
+  /** Writes the queued records and cursors in one transaction. */
+  flush(): void {
+    clearTimeout(this.batchTimer)
+    this.batchTimer = undefined
+    if (this.batch.length === 0 && this.batchCursors.size === 0) return
+    const writes = this.batch
+    const cursors = this.batchCursors
+    this.batch = []
+    this.batchCursors = new Map()
+    const db = this.opts.db
+    db.tx(() => {
+      for (const write of writes) write()
+      for (const [source, seq] of cursors) db.setCursor(source, seq)
+    })
+  }
+
   private store(collection: Collection, stored: Stored<unknown>, seenAt: number): boolean {
-    this.persist(collection, stored)
+    // queued behind any firehose write of the same record, so the database keeps the order
+    this.persistLater(undefined, 0, () => this.persist(collection, stored))
     const changed = this.opts.state.put(collection, stored as Stored<never>)
     if (changed) {
       this.stats.applied++
@@ -169,5 +199,6 @@ export class Ingestor {
   async close(): Promise<void> {
     await Promise.allSettled([...this.hoses.values()].map((h) => h.destroy()))
     this.hoses.clear()
+    this.flush()
   }
 }
