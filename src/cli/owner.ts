@@ -86,6 +86,7 @@ export class OwnerSession {
     for (const m of mine) {
       await new ClusterFormation({ meshletDid: m, reader: this.reader, state, ingestor, logger, followPdses: false }).bootstrap()
     }
+    await ingestor.close()
     db.close()
     return { state, meshlets: verifiedMeshlets(state, this.did) }
   }

@@ -50,6 +50,7 @@ export class Ingestor {
   private batch: (() => void)[] = []
   private batchCursors = new Map<string, number>()
   private batchTimer?: NodeJS.Timeout
+  private closed = false
 
   constructor(private readonly opts: IngestOptions) {
     this.prover = new CommitProver(opts.idResolver)
@@ -159,10 +160,15 @@ export class Ingestor {
 
   /** Queues a write (if any) and the source's cursor past this event, for the next batch. */
   private persistLater(source: string | undefined, seq: number, write?: () => void): void {
+    // an event that finishes after close is not persisted: the cursor replays it next time
+    if (this.closed) return
     if (write) this.batch.push(write)
     if (source !== undefined) this.batchCursors.set(source, seq)
     if (this.batch.length >= BATCH_ROWS) this.flush()
-    else this.batchTimer ??= setTimeout(() => this.flush(), BATCH_MS)
+    else if (!this.batchTimer) {
+      this.batchTimer = setTimeout(() => this.flush(), BATCH_MS)
+      this.batchTimer.unref()
+    }
   }
 
   /** Writes the queued records and cursors in one transaction. */
@@ -170,6 +176,8 @@ export class Ingestor {
     clearTimeout(this.batchTimer)
     this.batchTimer = undefined
     if (this.batch.length === 0 && this.batchCursors.size === 0) return
+    // the database closed under us (its owner is shutting down): the cursor replays the batch
+    if (!this.opts.db.db.open) return
     const writes = this.batch
     const cursors = this.batchCursors
     this.batch = []
@@ -200,5 +208,6 @@ export class Ingestor {
     await Promise.allSettled([...this.hoses.values()].map((h) => h.destroy()))
     this.hoses.clear()
     this.flush()
+    this.closed = true
   }
 }
