@@ -1,6 +1,6 @@
 // A meshlet daemon's /metrics, parsed strictly, and moving as a workload runs on the real
 // PDS and Docker: placements by phase, answers, writes by kind, replicas by state,
-// container start latency, firehose events, outbox depth.
+// container start latency, firehose events and records skipped, outbox depth.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Meshlet } from '../src/daemon/meshlet.js'
 import type { DevNetwork } from '../src/dev/network.js'
@@ -59,5 +59,16 @@ describe('a meshlet daemon exposes Prometheus metrics', () => {
     expect(value(after, 'meshlet_outbox_depth')).toBe(0)
     // every sample carries the meshlet it describes
     expect(after.get('meshlet_outbox_depth')?.samples[0].labels.meshlet).toBe(mine.did)
+    expect(value(after, 'meshlet_firehose_records_skipped', { reason: 'invalid' })).toBe(0)
+
+    // a hostile record (written around meshlet's own validation) is skipped, and counted
+    await members[1].meshlet.writer.agent.com.atproto.repo.createRecord({
+      repo: members[1].meshlet.did,
+      collection: COLLECTIONS.bid,
+      record: { $type: COLLECTIONS.bid, workload: { uri: 'nope' }, round: -1, score: 'high', createdAt: 'yesterday' },
+      validate: false,
+    })
+    await waitFor(async () => value(await scrape(mine), 'meshlet_firehose_records_skipped', { reason: 'invalid' }) === 1, { what: 'the invalid record counted', timeoutMs: 30_000 })
+    expect(value(await scrape(mine), 'meshlet_firehose_records_skipped', { reason: 'unproven' })).toBe(0)
   }, 120_000)
 })

@@ -121,6 +121,7 @@ export class Meshlet {
       },
       outboxDepth: () => outbox.pending().length,
       firehoseEvents: () => ingestor.stats.events,
+      firehoseSkipped: () => ({ invalid: ingestor.stats.invalid, unproven: ingestor.stats.unproven }),
     })
     const budget = new WriteBudget(cfg.writePointsPerHour ?? DEFAULT_WRITE_POINTS_PER_HOUR)
     writer.onPoints = (points) => budget.spend(points)

@@ -13,6 +13,8 @@ export interface MetricSources {
   ownStatuses: () => Iterable<WorkloadStatusRecord>
   outboxDepth: () => number
   firehoseEvents: () => number
+  /** Records refused since start: failed their lexicon, or not proven by a signed commit. */
+  firehoseSkipped: () => { invalid: number; unproven: number }
 }
 
 export class DaemonMetrics {
@@ -63,6 +65,15 @@ export class DaemonMetrics {
     })
     new Gauge({ name: 'meshlet_outbox_depth', help: 'Writes queued for the PDS.', registers, collect() { this.set(sources.outboxDepth()) } })
     new Gauge({ name: 'meshlet_firehose_events', help: 'Firehose events handled since start.', registers, collect() { this.set(sources.firehoseEvents()) } })
+    new Gauge({
+      name: 'meshlet_firehose_records_skipped',
+      help: 'Records refused since start: invalid (failed their lexicon) or unproven (not shown by a signed commit).',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        for (const [reason, v] of Object.entries(sources.firehoseSkipped())) this.set({ reason }, v)
+      },
+    })
   }
 
   placement(p: Placement): void {
