@@ -7,10 +7,6 @@
 // what placement cannot beat on this network: a measured two-hop chain (account X
 // writes, a subscriber sees it, account Y writes at once, the subscriber sees that),
 // taken interleaved with the sequential placements, so under the same load.
-//
-// BENCH_THREADS=1 runs each daemon on a thread of its own (bench/lib/meshlet-thread.ts), as
-// each meshlet is its own process in a real commune; by default they share the PDS's
-// thread, which makes the CPU per placement easy to read but caps throughput at one core.
 process.env.LOG_ENABLED ??= 'false'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -27,34 +23,7 @@ import { PublicState } from '../src/scheduler/state.js'
 import { Ingestor } from '../src/sync/ingest.js'
 import { silentLogger } from '../src/util/logger.js'
 import { nowIso, sleep, waitFor } from '../src/util/time.js'
-import { evaluated, MeshletThread, type Evaluated } from './lib/meshlet-thread.js'
-import type { MeshletConfig } from '../src/daemon/config.js'
-
-const THREADS = process.env.BENCH_THREADS === '1'
-
-/** A daemon of the bench, in this thread or its own. */
-interface Daemon {
-  did: string
-  capacities(): Promise<number>
-  idle(): Promise<void>
-  ops(): Promise<number>
-  commits(): Promise<number>
-  close(): Promise<void>
-}
-
-async function startDaemon(cfg: Partial<MeshletConfig>, onEvaluated: (e: Evaluated) => void): Promise<Daemon> {
-  if (THREADS) return MeshletThread.start(cfg, onEvaluated)
-  const d = await Meshlet.start(cfg, { logger: silentLogger() })
-  d.ctx.engine.listeners.add((p) => onEvaluated(evaluated(d.did, p)))
-  return {
-    did: d.did,
-    capacities: async () => d.ctx.state.capacities.size,
-    idle: () => d.ctx.engine.idle(),
-    ops: async () => d.ctx.writer.ops,
-    commits: async () => d.ctx.writer.commits,
-    close: () => d.close(),
-  }
-}
+import type { Placement } from '../src/scheduler/placement.js'
 
 const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 30)
 const BURST = Number(process.env.BENCH_BURST ?? 40)
@@ -62,8 +31,6 @@ const HOPS = 20
 
 interface Result {
   meshlets: number
-  /** Each daemon on a thread of its own (BENCH_THREADS=1), or all on the PDS's thread. */
-  daemonThreads: boolean
   p50Ms: number
   p99Ms: number
   placementsPerSec: number
@@ -85,9 +52,9 @@ interface Result {
   /** p50Ms / floorTwoHopMs: the goal is ≤ 3. */
   ratioToTwoHop: number
   /**
-   * This process's CPU (user + system, every thread) during the burst, per agreed workload,
-   * and how busy the main thread's event loop was. Without daemon threads every daemon and
-   * the PDS share that one thread, so with the loop near 1 placements/s is about 1000 / this.
+   * This process's CPU (user + system) during the burst, per agreed workload, and how busy
+   * its event loop was: every daemon and the PDS share one thread, so with the loop near 1
+   * placements/s is about 1000 / this, whatever else the machine runs.
    */
   burstCpuMsPerPlacement: number
   burstLoopUtilization: number
@@ -170,21 +137,10 @@ async function run(n: number): Promise<Result> {
     twoHop.push(b.seenAt - t0)
   }
 
-  // Agreement: every meshlet has evaluated the workload to placed with the same selection.
-  // Overlaps: a meshlet that, in its own view, was confirmed for a workload it did not end with.
-  const finalAt = new Map<string, Map<string, { sel: string; at: number }>>()
-  const confirmedSelf = new Map<string, Set<string>>()
-  const onEvaluated = (e: Evaluated) => {
-    if (e.confirmedSelf) confirmedSelf.set(e.uri, (confirmedSelf.get(e.uri) ?? new Set()).add(e.did))
-    if (!e.placed) return
-    const byDaemon = finalAt.get(e.uri) ?? new Map()
-    if (byDaemon.get(e.did)?.sel !== e.sel) byDaemon.set(e.did, { sel: e.sel, at: performance.now() })
-    finalAt.set(e.uri, byDaemon)
-  }
-  const daemons: Daemon[] = []
+  const daemons: Meshlet[] = []
   for (const m of members) {
     daemons.push(
-      await startDaemon(
+      await Meshlet.start(
         {
           service: net.pdsUrl,
           identifier: m.meshlet.handle,
@@ -196,11 +152,26 @@ async function run(n: number): Promise<Result> {
           diskFloorMiB: 0,
           resources: { cpuMillis: 256000, memoryMiB: 1048576 },
         },
-        onEvaluated,
+        { logger },
       ),
     )
   }
-  while (!(await Promise.all(daemons.map((d) => d.capacities()))).every((c) => c >= n)) await sleep(20)
+  while (!daemons.every((d) => d.ctx.state.capacities.size >= n)) await sleep(20)
+
+  // Agreement: every meshlet has evaluated the workload to placed with the same selection.
+  // Overlaps: a meshlet that, in its own view, was confirmed for a workload it did not end with.
+  const finalAt = new Map<string, Map<string, { sel: string; at: number }>>()
+  const confirmedSelf = new Map<string, Set<string>>()
+  daemons.forEach((d) => {
+    d.ctx.engine.listeners.add((p: Placement) => {
+      if (p.confirmed.includes(d.did)) confirmedSelf.set(p.workload.uri, (confirmedSelf.get(p.workload.uri) ?? new Set()).add(d.did))
+      if (p.phase !== 'placed') return
+      const byDaemon = finalAt.get(p.workload.uri) ?? new Map()
+      const sel = JSON.stringify(p.selected.map((s) => [s.meshlet, s.replicas + s.finished]))
+      if (byDaemon.get(d.did)?.sel !== sel) byDaemon.set(d.did, { sel, at: performance.now() })
+      finalAt.set(p.workload.uri, byDaemon)
+    })
+  })
   const agreedAt = (uri: string): number | undefined => {
     const m = finalAt.get(uri)
     if (!m || m.size < n) return undefined
@@ -216,10 +187,9 @@ async function run(n: number): Promise<Result> {
     replicas: 1,
     createdAt: nowIso(),
   })
-  const sum = async (f: (d: Daemon) => Promise<number>) => (await Promise.all(daemons.map(f))).reduce((a, b) => a + b, 0)
-  const opsNow = () => sum((d) => d.ops())
-  const commitsNow = () => sum((d) => d.commits())
-  const commitsBefore = await commitsNow()
+  const opsNow = () => daemons.reduce((s, d) => s + d.ctx.writer.ops, 0)
+  const commitsNow = () => daemons.reduce((s, d) => s + d.ctx.writer.commits, 0)
+  const commitsBefore = commitsNow()
 
   // Sequential placements, each timed from immediately before its create request is sent
   // to the moment the last meshlet evaluated it to the agreed selection; a floor chain
@@ -229,25 +199,25 @@ async function run(n: number): Promise<Result> {
   for (let i = 0; i < Math.max(SEQUENTIAL, HOPS); i++) {
     if (i < HOPS) {
       await measureChain()
-      await Promise.all(daemons.map((d) => d.idle()))
+      await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
     }
     if (i >= SEQUENTIAL) continue
     const owner = members[i % n].owner
-    const before = await opsNow()
+    const before = opsNow()
     const t0 = performance.now()
     const res = await owner.writer.create(COLLECTIONS.workload, spec())
     const deadline = performance.now() + 15_000
     let at: number | undefined
     while (!(at = agreedAt(res.uri)) && performance.now() < deadline) await sleep(2)
     latencies.push((at ?? deadline) - t0)
-    await Promise.all(daemons.map((d) => d.idle()))
-    sequentialOps += (await opsNow()) - before
+    await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
+    sequentialOps += opsNow() - before
   }
   await hop.close()
   hopDb.close()
 
-  await Promise.all(daemons.map((d) => d.idle()))
-  const opsAfterSequential = await opsNow()
+  await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
+  const opsAfterSequential = opsNow()
   // the burst: every create request sent at once, timed from before the first is sent
   const loopBefore = performance.eventLoopUtilization()
   const cpuBefore = process.cpuUsage()
@@ -260,10 +230,9 @@ async function run(n: number): Promise<Result> {
   const burstMs = Math.max(...burst.map((r) => agreedAt(r.uri) ?? deadline)) - t0
   const burstCpu = process.cpuUsage(cpuBefore)
   const burstLoop = performance.eventLoopUtilization(loopBefore)
-  await Promise.all(daemons.map((d) => d.idle()))
+  await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
   await sleep(200)
-  const meshletCommits = (await commitsNow()) - commitsBefore
-  const opsAfterBurst = await opsNow()
+  const meshletCommits = commitsNow() - commitsBefore
   const placements = SEQUENTIAL + BURST
   const burstAgreed = burst.filter((r) => agreedAt(r.uri) !== undefined).length
   const overlaps = [...confirmedSelf.values()].filter((s) => s.size > 1).length
@@ -274,7 +243,6 @@ async function run(n: number): Promise<Result> {
   const floor = quantile(twoHop, 0.5)
   return {
     meshlets: n,
-    daemonThreads: THREADS,
     p50Ms: round1(p50),
     p99Ms: round1(quantile(latencies, 0.99)),
     placementsPerSec: round1((burstAgreed * 1000) / burstMs),
@@ -282,7 +250,7 @@ async function run(n: number): Promise<Result> {
     burst: BURST,
     // the owner's workload record plus every meshlet record (bids and statuses); bound: 1 + 2 x replicas
     writesPerPlacement: round1(1 + sequentialOps / SEQUENTIAL),
-    burstWritesPerPlacement: round1(1 + (opsAfterBurst - opsAfterSequential) / BURST),
+    burstWritesPerPlacement: round1(1 + (opsNow() - opsAfterSequential) / BURST),
     commitsPerPlacement: round1(1 + meshletCommits / placements),
     overlaps,
     floorHopMs: round1(quantile(oneHop, 0.5)),
