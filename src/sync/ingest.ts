@@ -1,5 +1,6 @@
 // Firehose ingestion: every op proven by its signed commit against the repo's DID key
-// (commit-proof.ts: what @atproto/sync's authenticated mode checks, signatures by OpenSSL), filtered to commune.scheduler.*, every record lexicon-validated before it is
+// (commit-proof.ts: what @atproto/sync's authenticated mode checks, signatures by
+// OpenSSL), filtered to commune.scheduler.*, every record lexicon-validated before it is
 // believed, the cursor persisted with the record so a restart resumes exactly.
 //
 // Persistence is write-behind: records and the cursor that delivered them are written
