@@ -243,6 +243,8 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
     const queued = await submit('huge', huge)
     const timed = await submit('huge-short', { ...huge, queueTimeoutSeconds: 10 })
     started.push(queued, timed)
+    // --wait waits through queued and ends with the failure, in one line and a non-zero exit
+    const waited = cli(['submit', spec('huge-wait.json', { name: 'huge-wait', image: IMAGE, command: ['sh', '-c', 'echo hi'], ...huge, queueTimeoutSeconds: 10 }), '--wait'], ownerEnv(alice))
 
     const body = await phaseOf(queued, 'queued', 30_000)
     expect(body).toMatchObject({ placed: 0, wanted: 1, selected: [] })
@@ -264,6 +266,12 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
     const all = await cli(['status'], ownerEnv(alice))
     expect(all.stdout).toMatch(new RegExp(`^${timed} \\(huge-short\\): failed: `, 'm'))
     expect(all.stdout).toMatch(new RegExp(`^${queued} \\(huge\\): queued 0/1: `, 'm'))
+
+    const w = await waited
+    expect(w.code).toBe(1)
+    expect(w.stderr.trim().split('\n'), w.stderr).toHaveLength(1)
+    expect(w.stderr).toMatch(/^meshlet submit: at:\/\/\S+ failed: 1 replica\(s\) unplaced at the queue timeout: no eligible meshlet/)
+    started.push(w.stdout.split('\n')[0])
 
     for (const uri of started) expect((await cli(['delete', uri], ownerEnv(alice))).code).toBe(0)
   }, 180_000)

@@ -2,7 +2,7 @@
 // non-zero exit.
 import { parseArgs } from 'node:util'
 import { CliError } from './errors.js'
-import type { OwnerSession as Session, WorkloadPlacement } from './owner.js'
+import type { OwnerSession as Session, ReplicaStatus, WorkloadPlacement } from './owner.js'
 import { ownerLogin, OWNER_HELP, OWNER_OPTS, print, session, type Command, type Values } from './command.js'
 import type { Placement } from '../scheduler/placement.js'
 import { ConfigError } from '../daemon/config.js'
@@ -71,7 +71,10 @@ const commands: Record<string, Command> = {
   },
   submit: {
     summary: 'publish a workload from a spec file (JSON or YAML)',
-    usage: `meshlet submit SPEC [--wait]\n${OWNER_HELP}`,
+    usage: `meshlet submit SPEC [--wait]
+  --wait             wait (up to 10 minutes) until every replica finished, through
+                     queued; a workload that fails exits 1 with its reason
+${OWNER_HELP}`,
     options: { ...OWNER_OPTS, wait: { type: 'boolean' } },
     async run(v, [file]) {
       if (!file) throw new CliError('usage: meshlet submit SPEC.json|SPEC.yaml')
@@ -79,7 +82,7 @@ const commands: Record<string, Command> = {
       const owner = await session(ownerLogin(v))
       const res = await owner.submit(spec)
       if (!v.wait) return print(v, res, () => res.uri)
-      const done = await waitForFinish(owner, res.uri, spec.record.replicas as number)
+      const done = await waitForFinish(v, owner, res.uri)
       print(v, { ...res, replicas: done }, () => [res.uri, ...done.map(fmtStatus)].join('\n'))
     },
   },
@@ -195,15 +198,31 @@ ${OWNER_HELP}`,
   ...networkCommands,
 }
 
-async function waitForFinish(owner: Session, uri: string, replicas: number) {
-  return waitFor(
+/**
+ * Waits until every replica has finished. Queued is not an end (a meshlet may get room, or
+ * join, before the queue timeout), so it waits through it; a workload that failed prints
+ * what finished and fails with the reason, and one still short when waiting gives up says
+ * where it stands, in one line.
+ */
+async function waitForFinish(v: Values, owner: Session, uri: string): Promise<ReplicaStatus[]> {
+  let last: WorkloadPlacement | undefined
+  const finished = (wp: WorkloadPlacement) => wp.replicas.filter((r) => ['succeeded', 'failed', 'stopped'].includes(r.state))
+  const wp = await waitFor(
     async () => {
-      const st = await owner.statuses(uri)
-      const done = st.filter((r) => ['succeeded', 'failed', 'stopped'].includes(r.state))
-      return done.length >= Math.min(replicas, st[0]?.placed ?? replicas) && done.length > 0 ? done : undefined
+      const wp = (last = await owner.placement(uri))
+      const p = wp.placement
+      return p.phase === 'failed' || (p.phase === 'placed' && finished(wp).length >= p.wanted) ? wp : undefined
     },
     { timeoutMs: 10 * 60_000, intervalMs: 500, what: `${uri} to finish` },
-  )
+  ).catch((err) => {
+    throw last ? new CliError(`gave up waiting for ${uri} to finish after 10 minutes: ${phaseLine(last.placement)}`) : err
+  })
+  const done = finished(wp)
+  if (wp.placement.phase === 'failed') {
+    print(v, { uri, replicas: done }, () => [uri, ...done.map(fmtStatus)].join('\n'))
+    throw new CliError(`${uri} ${phaseLine(wp.placement)}`)
+  }
+  return done
 }
 
 /** The placement in one line: placed 2/2, placing (waiting for answers from N meshlets), queued 1/3: why, failed: why. */
