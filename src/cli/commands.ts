@@ -82,8 +82,10 @@ ${OWNER_HELP}`,
       const owner = await session(ownerLogin(v))
       const res = await owner.submit(spec)
       if (!v.wait) return print(v, res, () => res.uri)
-      const done = await waitForFinish(v, owner, res.uri)
+      const wp = await waitForFinish(owner, res.uri)
+      const done = finishedReplicas(wp)
       print(v, { ...res, replicas: done }, () => [res.uri, ...done.map(fmtStatus)].join('\n'))
+      if (wp.placement.phase === 'failed') throw new CliError(`${res.uri} ${phaseLine(wp.placement)}`)
     },
   },
   status: {
@@ -198,31 +200,26 @@ ${OWNER_HELP}`,
   ...networkCommands,
 }
 
+const WAIT_MINUTES = 10
+const finishedReplicas = (wp: WorkloadPlacement): ReplicaStatus[] => wp.replicas.filter((r) => ['succeeded', 'failed', 'stopped'].includes(r.state))
+
 /**
- * Waits until every replica has finished. Queued is not an end (a meshlet may get room, or
- * join, before the queue timeout), so it waits through it; a workload that failed prints
- * what finished and fails with the reason, and one still short when waiting gives up says
- * where it stands, in one line.
+ * Waits until every replica has finished, or the workload failed. Queued is not an end (a
+ * meshlet may get room, or join, before the queue timeout), so it waits through it; one
+ * still short when waiting gives up says where it stands, in one line.
  */
-async function waitForFinish(v: Values, owner: Session, uri: string): Promise<ReplicaStatus[]> {
+async function waitForFinish(owner: Session, uri: string): Promise<WorkloadPlacement> {
   let last: WorkloadPlacement | undefined
-  const finished = (wp: WorkloadPlacement) => wp.replicas.filter((r) => ['succeeded', 'failed', 'stopped'].includes(r.state))
-  const wp = await waitFor(
+  return waitFor(
     async () => {
       const wp = (last = await owner.placement(uri))
       const p = wp.placement
-      return p.phase === 'failed' || (p.phase === 'placed' && finished(wp).length >= p.wanted) ? wp : undefined
+      return p.phase === 'failed' || (p.phase === 'placed' && finishedReplicas(wp).length >= p.wanted) ? wp : undefined
     },
-    { timeoutMs: 10 * 60_000, intervalMs: 500, what: `${uri} to finish` },
+    { timeoutMs: WAIT_MINUTES * 60_000, intervalMs: 500, what: `${uri} to finish` },
   ).catch((err) => {
-    throw last ? new CliError(`gave up waiting for ${uri} to finish after 10 minutes: ${phaseLine(last.placement)}`) : err
+    throw last ? new CliError(`gave up waiting for ${uri} to finish after ${WAIT_MINUTES} minutes: ${phaseLine(last.placement)}`) : err
   })
-  const done = finished(wp)
-  if (wp.placement.phase === 'failed') {
-    print(v, { uri, replicas: done }, () => [uri, ...done.map(fmtStatus)].join('\n'))
-    throw new CliError(`${uri} ${phaseLine(wp.placement)}`)
-  }
-  return done
 }
 
 /** The placement in one line: placed 2/2, placing (waiting for answers from N meshlets), queued 1/3: why, failed: why. */

@@ -15,30 +15,23 @@ import { verifyDidKeySignature } from '../identity/signature.js'
 /** How long a resolved signing key is used before asking the resolver (and its cache) again. */
 const KEY_TTL_MS = 60_000
 
-interface CheckedCommit {
-  cid: string
-  signed: boolean
-  mst?: MST
-}
+/** A commit's verdict: its MST when it is signed by the repo, nothing when it is not. */
+type CheckedCommit = { mst?: MST }
 
 export class CommitProver {
   private readonly keys = new Map<string, { didKey: string; at: number }>()
-  private last?: Promise<CheckedCommit>
-  private lastCid?: string
+  private last?: { cid: string; checked: Promise<CheckedCommit> }
 
   constructor(private readonly idResolver: IdResolver) {}
 
   /** Whether the op is proven by its commit; never throws (a malformed commit proves nothing). */
   async proves(evt: CommitEvt): Promise<boolean> {
     const cid = evt.commit.toString()
-    if (this.lastCid !== cid || !this.last) {
-      this.lastCid = cid
-      this.last = this.check(evt).catch(() => ({ cid, signed: false }))
-    }
-    const checked = await this.last
-    if (!checked.signed || !checked.mst) return false
+    if (this.last?.cid !== cid) this.last = { cid, checked: this.check(evt).catch(() => ({})) }
+    const { mst } = await this.last.checked
+    if (!mst) return false
     try {
-      const found = await checked.mst.get(formatDataKey(evt.collection, evt.rkey))
+      const found = await mst.get(formatDataKey(evt.collection, evt.rkey))
       return evt.event === 'delete' ? found === null : found !== null && found.equals(evt.cid)
     } catch {
       return false
@@ -46,12 +39,11 @@ export class CommitProver {
   }
 
   private async check(evt: CommitEvt): Promise<CheckedCommit> {
-    const cid = evt.commit.toString()
     const store = new MemoryBlockstore(evt.blocks)
     const commit = await store.readObj(evt.commit, def.commit)
-    if (commit.did !== evt.did) return { cid, signed: false }
+    if (commit.did !== evt.did) return {}
     const signed = (await this.signedBy(commit, await this.key(evt.did, false))) || (await this.signedBy(commit, await this.key(evt.did, true)))
-    return { cid, signed, mst: signed ? MST.load(store, commit.data) : undefined }
+    return signed ? { mst: MST.load(store, commit.data) } : {}
   }
 
   private async signedBy(commit: Commit, didKey: string): Promise<boolean> {

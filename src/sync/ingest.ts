@@ -160,11 +160,17 @@ export class Ingestor {
   }
 
   /** Queues a write (if any) and the source's cursor past this event, for the next batch. */
-  private persistLater(source: string | undefined, seq: number, write?: () => void): void {
+  private persistLater(source: string, seq: number, write?: () => void): void {
     // an event that finishes after close is not persisted: the cursor replays it next time
     if (this.closed) return
+    this.batchCursors.set(source, seq)
+    this.queueWrite(write)
+  }
+
+  /** Queues a write for the next batch, behind every write queued before it. */
+  private queueWrite(write?: () => void): void {
+    if (this.closed) return
     if (write) this.batch.push(write)
-    if (source !== undefined) this.batchCursors.set(source, seq)
     if (this.batch.length >= BATCH_ROWS) this.flush()
     else if (!this.batchTimer) {
       this.batchTimer = setTimeout(() => this.flush(), BATCH_MS)
@@ -192,7 +198,7 @@ export class Ingestor {
 
   private store(collection: Collection, stored: Stored<unknown>, seenAt: number): boolean {
     // queued behind any firehose write of the same record, so the database keeps the order
-    this.persistLater(undefined, 0, () => this.persist(collection, stored))
+    this.queueWrite(() => this.persist(collection, stored))
     const changed = this.opts.state.put(collection, stored as Stored<never>)
     if (changed) {
       this.stats.applied++
