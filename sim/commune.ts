@@ -464,12 +464,14 @@ export function simulate(opts: SimOptions): SimReport {
     cpuMicros += spent.user + spent.system
   }
 
-  // an adversarial member: backdated answers, answers for the wrong version, forged statuses
+  // an adversarial member: silence (it heartbeats but never answers), backdated answers,
+  // answers for the wrong version, forged statuses
   const adversaryActs = (i: number, uri: string, t: number) => {
     const m = ms[i]
     const workload = m.view.workloads.get(uri)
     if (!m.alive || !workload) return
     touched.add(uri)
+    if (advRand() < 0.3) return
     const createdAt = Date.parse(workload.record.createdAt)
     const bid = (wrongCid: boolean) => {
       const rkey = `3kx${String(i).padStart(4, 'a')}${String(m.bidSeq).padStart(7, 'a')}`

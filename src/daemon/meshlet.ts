@@ -257,10 +257,20 @@ export class Meshlet {
     }
   }
 
+  /**
+   * A heartbeat goes out behind every answer queued before it, and is believed here before
+   * it is sent: a heartbeat stamped past an answer's due time says the answer was never
+   * given (placement.ts, ANSWER_DEADLINE_MS), so this meshlet must not answer after one,
+   * nor have one overtake an answer still in its outbox.
+   */
   async publishCapacity(): Promise<void> {
+    // twice: the first may join a batch already on its way, which lacks what came after it
+    await this.ctx.outbox.flush()
+    await this.ctx.outbox.flush()
     const record = this.capacityRecord()
-    const res = await this.ctx.writer.put(COLLECTIONS.capacity, 'self', record)
-    this.ctx.ingestor.applyRecord(COLLECTIONS.capacity, { uri: res.uri, cid: res.cid ?? '', did: this.did, rkey: 'self', record }, true)
+    const uri = `at://${this.did}/${COLLECTIONS.capacity}/self`
+    this.ctx.ingestor.applyRecord(COLLECTIONS.capacity, { uri, cid: '', did: this.did, rkey: 'self', record }, true)
+    await this.ctx.writer.put(COLLECTIONS.capacity, 'self', record)
   }
 
   async setDraining(draining: boolean): Promise<void> {

@@ -26,6 +26,14 @@ export const DEFAULT_SKEW_MS = 5000
  */
 export const SETTLE_MS = 60_000
 export const DEFAULT_QUEUE_TIMEOUT_SECONDS = 3600
+/**
+ * A candidate's answer is due this long after the one ranked above it in its round was
+ * (the first: after the round began; after a loss: after the loss). One that publishes a
+ * heartbeat stamped at or after its due time without having answered counts as lost for
+ * the workload: the heartbeat proves it was alive and had written every answer it was
+ * going to write before it (a repo reaches its followers in order).
+ */
+export const ANSWER_DEADLINE_MS = 120_000
 
 export interface PlacementOptions {
   skewMs?: number
@@ -97,6 +105,7 @@ export type WhyNot =
   | 'stale-heartbeat'
   | 'lost:heartbeat-expired'
   | 'lost:could-not-run'
+  | 'lost:no-answer'
   | `declined:${string}`
   | `bid-rejected:${BidRejection}`
   | 'awaiting-answer'
@@ -313,6 +322,49 @@ export function lostAt(state: PublicState, workload: Stored<WorkloadRecord>, mes
   return { at: Date.parse(cap.record.updatedAt) + HEARTBEAT_MISSES * hb + skewMs, why: 'heartbeat-expired' }
 }
 
+/**
+ * When each candidate of a round must have answered: the first `ANSWER_DEADLINE_MS` after
+ * the round began, each next one `ANSWER_DEADLINE_MS` after the one above it (or after
+ * the one above it was lost, if later). Computed from the ranking, the round's start and
+ * signed loss times only — never from when answers happened to arrive — so every view
+ * that holds the same heartbeat of a candidate judges it the same way.
+ */
+function answersDue(inRound: Candidate[], start: number, lostSince: Map<string, number>): Map<string, number> {
+  const due = new Map<string, number>()
+  let prev = start
+  for (const c of inRound) {
+    const since = lostSince.get(c.did)
+    if (since !== undefined) {
+      prev = Math.max(prev, since)
+      continue
+    }
+    prev += ANSWER_DEADLINE_MS
+    due.set(c.did, prev)
+  }
+  return due
+}
+
+/**
+ * A candidate let its answer's due time pass: it published a heartbeat stamped at or after
+ * it without an answer (a heartbeat follows every answer its daemon queued before it), or
+ * its answer is stamped two heartbeat intervals past it (a heartbeat must have come first).
+ */
+function missedDeadline(state: PublicState, meshlet: string, answer: Answer | undefined, due: number): boolean {
+  const cap = state.capacities.get(meshlet)?.record
+  if (!cap) return false
+  if (answer) return answer.createdAt >= due + 2 * (cap.heartbeatSeconds ?? DEFAULT_HEARTBEAT_SECONDS) * 1000
+  return Date.parse(cap.updatedAt) >= due
+}
+
+/** When a meshlet recorded that it could not run a replica of this version (its latest such status). */
+function couldNotRunAt(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string): number {
+  let at = -Infinity
+  for (const s of ownStatuses(state, workload, meshlet)) {
+    if (couldNotRun(s.record)) at = Math.max(at, Date.parse(s.record.finishedAt ?? s.record.updatedAt))
+  }
+  return at
+}
+
 function ownStatuses(state: PublicState, workload: Stored<WorkloadRecord>, meshlet: string): Stored<WorkloadStatusRecord>[] {
   return state.statusesFor(workload.uri).filter((s) => s.did === meshlet && s.record.workload.cid === workload.cid)
 }
@@ -351,14 +403,18 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   const offeredEver = new Set(bids.filter((b) => b.record.workload.cid === workload.cid && !b.record.decline).map((b) => b.did))
 
   const lost = new Map<string, 'heartbeat-expired' | 'could-not-run'>()
+  /** When each lost candidate was lost (by signed times): the next one's answer is due after it. */
+  const lostSince = new Map<string, number>()
   /** When each candidate not lost yet will be, by its heartbeat. */
   const losesAt = new Map<string, number>()
   const deadlines: number[] = []
   for (const c of candidates) {
     const l = lostAt(state, workload, c.did, skew)
     if (!l) continue
-    if (l.at <= now) lost.set(c.did, l.why)
-    else losesAt.set(c.did, l.at)
+    if (l.at <= now) {
+      lost.set(c.did, l.why)
+      lostSince.set(c.did, l.why === 'could-not-run' ? couldNotRunAt(state, workload, c.did) : l.at)
+    } else losesAt.set(c.did, l.at)
   }
 
   const finished = new Map<string, number>()
@@ -406,13 +462,21 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   let nextRound: Placement['nextRound'] = null
   /** Candidates of the round being decided that have not answered: their loss moves it on. */
   let awaited: string[] = []
+  /** Candidates that let their answer's due time pass, per round. */
+  const silent = new Map<string, number>()
   for (;;) {
     const here = answers.get(round) ?? new Map<string, Answer>()
     // A late joiner takes part in a later round it answered, or that opened (its first
     // offer) after it came online; so it is awaited only where it was there from the start,
     // and its arrival cannot reopen a round that ended short.
     const openedAt = Math.min(...[...here.values()].filter((a) => a.accept).map((a) => a.createdAt))
-    const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && (!c.late || (round > 0 && (here.has(c.did) || c.since! <= openedAt))))
+    const inRound = (c: Candidate) => !c.late || (round > 0 && (here.has(c.did) || c.since! <= openedAt))
+    const due = answersDue(candidates.filter(inRound), round === 0 ? Date.parse(w.createdAt) : openedAt, lostSince)
+    for (const c of candidates) {
+      if (taken.has(c.did) || lost.has(c.did) || !inRound(c)) continue
+      if (missedDeadline(state, c.did, here.get(c.did), due.get(c.did)!)) silent.set(c.did, round)
+    }
+    const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && !(silent.get(c.did) === round) && inRound(c))
     // Every round asks its pool in turn, as round 0 does: a round can only end short once
     // everyone in it has answered, so no offer still in flight can change it afterwards.
     invited = []
@@ -485,17 +549,19 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     const a = lastAnswer(c.did)
     const why: WhyNot = l
       ? `lost:${l}`
-      : a && !a.accept
-        ? `declined:${a.reason ?? 'declined'}`
-        : a
-          ? 'not-needed'
-          : rejectedBy.has(c.did)
-            ? `bid-rejected:${rejectedBy.get(c.did)!}`
-            : c.late && round === 0 && phase === 'placing'
-              ? 'late-joiner'
-              : invited.includes(c.did)
-                ? 'awaiting-answer'
-                : 'not-needed'
+      : silent.get(c.did) === round
+        ? 'lost:no-answer'
+        : a && !a.accept
+          ? `declined:${a.reason ?? 'declined'}`
+          : a
+            ? 'not-needed'
+            : rejectedBy.has(c.did)
+              ? `bid-rejected:${rejectedBy.get(c.did)!}`
+              : c.late && round === 0 && phase === 'placing'
+                ? 'late-joiner'
+                : invited.includes(c.did)
+                  ? 'awaiting-answer'
+                  : 'not-needed'
     whyNot.set(c.did, why)
   }
   for (const s of selected) whyNot.delete(s.meshlet)

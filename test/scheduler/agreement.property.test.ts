@@ -3,9 +3,9 @@
 // safety (no two meshlets confirmed for one replica) however records are delayed.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { place } from '../../src/scheduler/placement.js'
+import { ANSWER_DEADLINE_MS, place } from '../../src/scheduler/placement.js'
 import { isFinal } from '../../src/scheduler/replica.js'
-import { bidRecord, bidsArb, mulberry32, rec, stateOf, statusesArb, statusRecord, T0, worldArb, type Rec, type World } from './world.js'
+import { bidRecord, bidsArb, buildWorld, mulberry32, rec, stateOf, statusesArb, statusRecord, T0, worldArb, type Rec, type World } from './world.js'
 
 // the last ones are past every meshlet's heartbeat expiry: losses are in play
 const NOWS = [T0 - 1, T0 + 10, T0 + 2000, T0 + 190_000, T0 + 400_000, T0 + 4_000_000]
@@ -114,9 +114,10 @@ describe('placement core (properties)', () => {
   it('safety: two views that each confirm a meshlet never confirm more than replicas between them, however records are split', () => {
     fc.assert(
       fc.property(scenario, fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(T0 + 10, T0 + 2000, T0 + 100_000), (sc, seed, now) => {
-        // no losses: heartbeats stay fresh, so only the delivery of answers differs between views
+        // no losses and no silence: heartbeats stay fresh and come before any answer is due,
+        // so only the delivery of answers differs between views
         const recs = recordsOf(sc.world, { ...sc, statuses: [] }).map((r) =>
-          r.collection === 'commune.scheduler.capacity' ? rec('commune.scheduler.capacity', r.stored.did, 'self', { ...(r.stored.record as object), updatedAt: new Date(T0 + 1e9).toISOString() } as never) : r,
+          r.collection === 'commune.scheduler.capacity' ? rec('commune.scheduler.capacity', r.stored.did, 'self', { ...(r.stored.record as object), updatedAt: new Date(T0 + 1000).toISOString() } as never) : r,
         )
         const rand = mulberry32(seed)
         const answers = recs.filter((r) => r.collection === 'commune.scheduler.bid')
@@ -147,6 +148,68 @@ describe('placement core (properties)', () => {
         }
       }),
       { numRuns: 300 },
+    )
+  })
+})
+
+/** A commune where everyone may take the workload: long rankings, so due times differ. */
+const deadlineWorld = fc.record({ n: fc.integer({ min: 3, max: 7 }), replicas: fc.integer({ min: 1, max: 2 }) }).map(({ n, replicas }) =>
+  buildWorld({
+    owners: 2,
+    meshlets: Array.from({ length: n }, (_, i) => ({ owner: i % 2, cpu: 8000, mem: 16384, arch: 'amd64', docker: true, zone: 'a', lists: [0, 1], linked: true })),
+    workload: { owner: 0, replicas, cpu: 500, mem: 256, packing: false },
+  }),
+)
+
+describe('answer deadline (properties)', () => {
+  it('safety: a heartbeat past a candidate’s due time and a late answer never let two views confirm more than replicas', () => {
+    fc.assert(
+      fc.property(deadlineWorld, fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constantFrom(T0 + 10, T0 + 150_000), (world, seed, now) => {
+        const rand = mulberry32(seed)
+        // round 0 only: each meshlet answers (or not) and heartbeats once, at times around the due times
+        const moments = [10, 110, 130, 200, 230, 250, 350, 370, 490].map((s) => T0 + s * 1000)
+        const pick = () => moments[Math.floor(rand() * moments.length)]
+        const answers = world.meshlets.flatMap((_, i) => {
+          const kind = rand()
+          if (kind < 0.25) return []
+          return [bidRecord(world, { meshlet: i, offsetMs: pick() - T0, decline: kind < 0.4, slots: 1, wrongCid: false, round: 0, rkey: uniqueKey('3kdeadline0', i) })]
+        })
+        const base = [...world.records, world.workload]
+        const uri = world.workload.stored.uri
+        const ranked = place(stateOf(base), uri, T0)!.candidates.filter((c) => !c.late)
+        const due = new Map(ranked.map((c, k) => [c.did, T0 + (k + 1) * ANSWER_DEADLINE_MS]))
+        const heartbeats = world.meshlets.map((m, i) => {
+          const capacity = world.records.find((r) => r.collection === 'commune.scheduler.capacity' && r.stored.did === m)!
+          const at = pick()
+          return { i, at, rec: rec('commune.scheduler.capacity', m, 'self', { ...(capacity.stored.record as object), updatedAt: new Date(at).toISOString() } as never) }
+        })
+        const repos = world.meshlets.map((m, i) => {
+          const own = answers.filter((a) => a.stored.did === m).map((a) => ({ at: Date.parse((a.stored.record as { createdAt: string }).createdAt), rec: a }))
+          return [...own, heartbeats[i]].sort((a, b) => a.at - b.at).map((x) => x.rec)
+        })
+        // honest: none after a heartbeat past its due time, none two intervals late
+        const honest = new Set(
+          world.meshlets.filter((m, i) => {
+            const d = due.get(m) ?? Infinity
+            const mine = answers.filter((a) => a.stored.did === m).map((a) => a.stored.record as { createdAt: string })
+            const hb = heartbeats[i].at
+            return mine.every((a) => Date.parse(a.createdAt) < d + 2 * 60_000 && !(hb >= d && hb <= Date.parse(a.createdAt)))
+          }),
+        )
+        const full = place(stateOf([...base, ...repos.flat()]), uri, now)!
+        const confirmed = new Map<string, number>()
+        for (let v = 0; v < 3; v++) {
+          const seen = repos.flatMap((rs) => rs.slice(0, Math.floor(rand() * (rs.length + 1))))
+          const p = place(stateOf([...base, ...seen]), uri, now)!
+          for (const s of p.selected) if (s.confirmed && s.replicas > 0) confirmed.set(s.meshlet, Math.max(confirmed.get(s.meshlet) ?? 0, s.replicas))
+        }
+        const total = [...confirmed].filter(([m]) => honest.has(m)).reduce((a, [, n]) => a + n, 0)
+        expect(total).toBeLessThanOrEqual(full.wanted)
+        // when all are honest, whatever a partial view confirmed the full view confirms too (nobody
+        // has to stop); one that answers after its own heartbeat proved it silent can unseat others
+        if (honest.size === world.meshlets.length) for (const [m] of confirmed) expect(full.confirmed).toContain(m)
+      }),
+      { numRuns: 400 },
     )
   })
 })

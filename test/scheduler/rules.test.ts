@@ -1,7 +1,7 @@
 // Example-based rules of the placement core, one behaviour each.
 import { describe, expect, it } from 'vitest'
 import { statusRecordKey } from '../../src/scheduler/hash.js'
-import { place } from '../../src/scheduler/placement.js'
+import { ANSWER_DEADLINE_MS, place } from '../../src/scheduler/placement.js'
 import { clusterMembership, acceptsWorkFrom } from '../../src/scheduler/membership.js'
 import { PublicState } from '../../src/scheduler/state.js'
 import { cid, did, rec, T0, type Rec } from './world.js'
@@ -156,11 +156,32 @@ describe('bids and answers', () => {
     expect(p.whyNot).toContainEqual({ meshlet: M[3], reason: 'not-a-member' })
   })
 
-  it('a bid counts whenever it arrives: no window, so a slow meshlet costs time, not its replica', () => {
+  it('a bid counts whenever it arrives: no window, so a slow firehose costs time, not the replica', () => {
     const w = workload()
     const top = order(w)[0]
-    const s = build(commune({ capacity: () => ({ updatedAt: iso(T0 + 1e7) }) }), [w], [bid(w, top, { at: 3_600_000 })])
+    // answered just before its due time, seen an hour later, after many more heartbeats
+    const s = build(commune({ capacity: () => ({ updatedAt: iso(T0 + 3_600_000) }) }), [w], [bid(w, top, { at: ANSWER_DEADLINE_MS - 1 })])
     expect(place(s, w.stored.uri, T0 + 3_600_500)!).toMatchObject({ phase: 'placed', placed: 1, selected: [expect.objectContaining({ meshlet: M[top], confirmed: true })] })
+  })
+
+  it('a candidate that heartbeats past its due time without answering counts as lost for the workload; the next one’s answer is due a deadline later', () => {
+    const w = workload({ replicas: 2 })
+    const [a, b, c] = order(w)
+    const beat = (who: number, at: number) => (i: number) => (i === who ? { updatedAt: iso(T0 + at) } : { updatedAt: iso(T0 + 1000) })
+    // a heartbeat before the due time proves nothing yet
+    expect(place(build(commune({ capacity: beat(a, ANSWER_DEADLINE_MS - 1) }), [w]), w.stored.uri, T0 + ANSWER_DEADLINE_MS + 10)!.invited).toEqual([M[a], M[b]])
+    const silent = place(build(commune({ capacity: beat(a, ANSWER_DEADLINE_MS) }), [w], [bid(w, b)]), w.stored.uri, T0 + ANSWER_DEADLINE_MS + 10)!
+    expect(silent.invited).toEqual([M[c]])
+    expect(silent.whyNot).toContainEqual({ meshlet: M[a], reason: 'lost:no-answer' })
+    expect(silent.selected).toEqual([expect.objectContaining({ meshlet: M[b], confirmed: true })])
+    // c is due one deadline after b (the second in the round), whoever was silent: not at once
+    const cBeats = (i: number) => (i === a ? { updatedAt: iso(T0 + ANSWER_DEADLINE_MS) } : i === c ? { updatedAt: iso(T0 + 3 * ANSWER_DEADLINE_MS - 1) } : { updatedAt: iso(T0 + 1000) })
+    expect(place(build(commune({ capacity: cBeats }), [w], [bid(w, b)]), w.stored.uri, T0 + 3 * ANSWER_DEADLINE_MS)!.invited).toEqual([M[c]])
+    // an answer stamped two heartbeat intervals past its due time came after a heartbeat: it does not count
+    const HB = 60_000
+    const late = place(build(commune({ capacity: () => ({ updatedAt: iso(T0 + ANSWER_DEADLINE_MS + 3 * HB) }) }), [w], [bid(w, a, { at: ANSWER_DEADLINE_MS + 2 * HB }), bid(w, b)]), w.stored.uri, T0 + ANSWER_DEADLINE_MS + 3 * HB)!
+    expect(late.whyNot).toContainEqual({ meshlet: M[a], reason: 'lost:no-answer' })
+    expect(late.selected.map((x) => x.meshlet)).toEqual([M[b]])
   })
 
   it('one answer per meshlet per round: copies count once, two different answers count as a decline', () => {
@@ -208,8 +229,9 @@ describe('selection and confirmation', () => {
     const w = workload({ replicas: 2 })
     const [a, b, c] = order(w)
     expect(place(build(commune(), [w]), w.stored.uri, T0)!.invited).toEqual([M[a], M[b]])
-    const alive = commune({ capacity: () => ({ updatedAt: iso(T0 + 1e7) }) })
-    expect(place(build(alive, [w]), w.stored.uri, T0 + 600_000)!.invited).toEqual([M[a], M[b]])
+    // heartbeats before the answers are due prove no silence: time alone invites nobody
+    const alive = commune({ capacity: () => ({ updatedAt: iso(T0 + ANSWER_DEADLINE_MS - 1) }) })
+    expect(place(build(alive, [w]), w.stored.uri, T0 + 300_000)!.invited).toEqual([M[a], M[b]])
     const p = place(build(commune(), [w], [bid(w, a, { decline: true })]), w.stored.uri, T0 + 10)!
     expect(p.invited).toEqual([M[b], M[c]])
   })
@@ -278,7 +300,7 @@ describe('late joiners', () => {
 describe('finality and loss', () => {
   const HB = 60_000 // heartbeatSeconds in commune()
   const lossAt = T0 - 1000 + 3 * HB + 5000 // meshlet heartbeat at T0 - 1000, plus the skew allowance
-  const freshBut = (gone: number) => (i: number) => (i === gone ? {} : { updatedAt: iso(lossAt + 10 * HB) })
+  const freshBut = (gone: number) => (i: number) => (i === gone ? {} : { updatedAt: iso(lossAt) })
 
   it('a lost meshlet’s replica goes to the next candidate in the same round; the survivor keeps its own', () => {
     const w = workload({ replicas: 2 })
