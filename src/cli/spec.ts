@@ -10,7 +10,7 @@ export class SpecError extends Error {
   override name = 'SpecError'
 }
 
-const TOP = new Set(['name', 'image', 'command', 'env', 'secrets', 'resources', 'replicas', 'constraints', 'driver', 'allowPacking', 'bidWindowMs', 'queueTimeoutSeconds', 'timeoutSeconds', 'tier'])
+const TOP = new Set(['name', 'image', 'command', 'env', 'secrets', 'resources', 'replicas', 'constraints', 'driver', 'allowPacking', 'bidWindowMs', 'queueTimeoutSeconds', 'answerDeadlineSeconds', 'timeoutSeconds', 'tier'])
 const RESOURCES = new Set(['cpu', 'cpuMillis', 'memory', 'memoryMiB', 'storage', 'storageMiB', 'gpus'])
 const CONSTRAINTS = new Set(['arch', 'labels', 'meshlets', 'gpuModel'])
 
@@ -68,7 +68,7 @@ export function parseSpec(raw: unknown): ParsedSpec {
       ...(raw.resources.gpus !== undefined ? { gpus: raw.resources.gpus } : {}),
     },
     replicas,
-    ...pick(raw, ['constraints', 'driver', 'allowPacking', 'bidWindowMs', 'queueTimeoutSeconds', 'timeoutSeconds', 'tier']),
+    ...pick(raw, ['constraints', 'driver', 'allowPacking', 'bidWindowMs', 'queueTimeoutSeconds', 'answerDeadlineSeconds', 'timeoutSeconds', 'tier']),
     createdAt: nowIso(),
   }
   const valid = validateRecord(COLLECTIONS.workload, record)

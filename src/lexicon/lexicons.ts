@@ -1591,6 +1591,13 @@ export const schemaDict = {
               description:
                 'How long replicas that could not be placed stay queued (from createdAt) before the placement ends them as failed. Default 3600.',
             },
+            answerDeadlineSeconds: {
+              type: 'integer',
+              minimum: 5,
+              maximum: 3600,
+              description:
+                'How long each candidate of a placement round has to answer, counted down the ranking: one that heartbeats past its due time without answering is passed over. Default 120 (docs/protocol.md).',
+            },
             timeoutSeconds: {
               type: 'integer',
               minimum: 1,

@@ -27,11 +27,12 @@ export const DEFAULT_SKEW_MS = 5000
 export const SETTLE_MS = 60_000
 export const DEFAULT_QUEUE_TIMEOUT_SECONDS = 3600
 /**
- * A candidate's answer is due this long after the one ranked above it in its round was
- * (the first: after the round began; after a loss: after the loss). One that publishes a
- * heartbeat stamped at or after its due time without having answered counts as lost for
- * the workload: the heartbeat proves it was alive and had written every answer it was
- * going to write before it (a repo reaches its followers in order).
+ * A candidate's answer is due this long (or the workload's `answerDeadlineSeconds`) after
+ * the one ranked above it in its round was (the first: after the round began; after a
+ * loss: after the loss). One that publishes a heartbeat stamped at or after its due time
+ * without having answered counts as lost for the workload: the heartbeat proves it was
+ * alive and had written every answer it was going to write before it (a repo reaches its
+ * followers in order).
  */
 export const ANSWER_DEADLINE_MS = 120_000
 
@@ -249,6 +250,10 @@ export function score(w: WorkloadRecord, own: boolean, balanceCpuMillis: number,
   return 1000 + ownTerm + fairTerm + fitTerm
 }
 
+export function answerDeadlineOf(w: WorkloadRecord): number {
+  return w.answerDeadlineSeconds !== undefined ? w.answerDeadlineSeconds * 1000 : ANSWER_DEADLINE_MS
+}
+
 export function queueDeadlineOf(w: WorkloadRecord): number {
   return Date.parse(w.createdAt) + (w.queueTimeoutSeconds ?? DEFAULT_QUEUE_TIMEOUT_SECONDS) * 1000
 }
@@ -323,13 +328,13 @@ export function lostAt(state: PublicState, workload: Stored<WorkloadRecord>, mes
 }
 
 /**
- * When each candidate of a round must have answered: the first `ANSWER_DEADLINE_MS` after
- * the round began, each next one `ANSWER_DEADLINE_MS` after the one above it (or after
+ * When each candidate of a round must have answered: the first `deadline` after
+ * the round began, each next one `deadline` after the one above it (or after
  * the one above it was lost, if later). Computed from the ranking, the round's start and
  * signed loss times only — never from when answers happened to arrive — so every view
  * that holds the same heartbeat of a candidate judges it the same way.
  */
-function answersDue(inRound: Candidate[], start: number, lostSince: Map<string, number>): Map<string, number> {
+function answersDue(inRound: Candidate[], start: number, deadline: number, lostSince: Map<string, number>): Map<string, number> {
   const due = new Map<string, number>()
   let prev = start
   for (const c of inRound) {
@@ -338,7 +343,7 @@ function answersDue(inRound: Candidate[], start: number, lostSince: Map<string, 
       prev = Math.max(prev, since)
       continue
     }
-    prev += ANSWER_DEADLINE_MS
+    prev += deadline
     due.set(c.did, prev)
   }
   return due
@@ -471,7 +476,7 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     // and its arrival cannot reopen a round that ended short.
     const openedAt = Math.min(...[...here.values()].filter((a) => a.accept).map((a) => a.createdAt))
     const inRound = (c: Candidate) => !c.late || (round > 0 && (here.has(c.did) || c.since! <= openedAt))
-    const due = answersDue(candidates.filter(inRound), round === 0 ? Date.parse(w.createdAt) : openedAt, lostSince)
+    const due = answersDue(candidates.filter(inRound), round === 0 ? Date.parse(w.createdAt) : openedAt, answerDeadlineOf(w), lostSince)
     for (const c of candidates) {
       if (taken.has(c.did) || lost.has(c.did) || !inRound(c)) continue
       if (missedDeadline(state, c.did, here.get(c.did), due.get(c.did)!)) silent.set(c.did, round)

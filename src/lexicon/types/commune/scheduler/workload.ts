@@ -36,6 +36,8 @@ export interface Main {
   bidWindowMs?: number
   /** How long replicas that could not be placed stay queued (from createdAt) before the placement ends them as failed. Default 3600. */
   queueTimeoutSeconds?: number
+  /** How long each candidate of a placement round has to answer, counted down the ranking: one that heartbeats past its due time without answering is passed over. Default 120 (docs/protocol.md). */
+  answerDeadlineSeconds?: number
   /** Kill a replica that runs longer than this. */
   timeoutSeconds?: number
   /** Trust tier. a: run only, no network, read-only root (default). b: scoped writes, bridge network. c: full host access (only for a meshlet's own owner). */
