@@ -228,6 +228,25 @@ describe('outbox against a failing PDS', () => {
     await closeOutbox(outbox)
   }, 240_000)
 
+  it('flushThrough writes what was queued up to a point before returning, and gives up at once while writes fail', async () => {
+    // a heartbeat is sent only behind the answers queued before it (daemon/meshlet.ts)
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-')), 'meshlet.sqlite')
+    const outbox = openOutbox(file, writer)
+    p.setMode(null)
+    const first = status(ref, 8, 'scheduled')
+    outbox.enqueue([{ collection: COLLECTIONS.workloadStatus, rkey: 'r8', record: first }])
+    const upTo = outbox.lastSeq()
+    expect(await outbox.flushThrough(upTo)).toBe(true)
+    expect(strip(await onPds(account.did, COLLECTIONS.workloadStatus, 'r8'))).toEqual(strip(first as never))
+    p.setMode('500')
+    outbox.enqueue([{ collection: COLLECTIONS.workloadStatus, rkey: 'r9', record: status(ref, 9, 'scheduled') }])
+    expect(await outbox.flushThrough(outbox.lastSeq())).toBe(false)
+    expect(outbox.pending().map(keyOf)).toEqual([`${COLLECTIONS.workloadStatus}/r9`])
+    p.setMode(null)
+    await waitFor(() => outbox.depth === 0, { what: 'the outbox to drain', ...LONG })
+    await closeOutbox(outbox)
+  }, 240_000)
+
   it('waits for RateLimit-Reset after a 429, then writes', async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-')), 'meshlet.sqlite')
     const retries: { status?: number; delayMs: number }[] = []

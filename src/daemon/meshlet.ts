@@ -258,18 +258,16 @@ export class Meshlet {
   }
 
   /**
-   * A heartbeat goes out behind every answer queued before it, and is believed here before
-   * it is sent: a heartbeat stamped past an answer's due time says the answer was never
-   * given (placement.ts, ANSWER_DEADLINE_MS), so this meshlet must not answer after one,
-   * nor have one overtake an answer still in its outbox.
+   * A heartbeat stamped past an answer's due time says the answer was never given
+   * (placement.ts, ANSWER_DEADLINE_MS). So it is believed here the moment it is stamped
+   * (this meshlet answers nothing after it), and sent only behind every write queued before
+   * that moment (it never overtakes an answer still in the outbox).
    */
   async publishCapacity(): Promise<void> {
-    // twice: the first may join a batch already on its way, which lacks what came after it
-    await this.ctx.outbox.flush()
-    await this.ctx.outbox.flush()
     const record = this.capacityRecord()
     const uri = `at://${this.did}/${COLLECTIONS.capacity}/self`
     this.ctx.ingestor.applyRecord(COLLECTIONS.capacity, { uri, cid: '', did: this.did, rkey: 'self', record }, true)
+    await this.ctx.outbox.flushThrough(this.ctx.outbox.lastSeq())
     await this.ctx.writer.put(COLLECTIONS.capacity, 'self', record)
   }
 

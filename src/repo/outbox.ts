@@ -75,7 +75,7 @@ export class Outbox {
   /** Queues puts to be written together; returns at once (the write happens in the background). */
   enqueue(writes: { collection: Collection; rkey: string; record: RecordTypes[Collection] }[]): void {
     if (writes.length === 0) return
-        const find = this.o.db.statement('SELECT seq, json FROM outbox WHERE collection = ? AND rkey = ? ORDER BY seq DESC LIMIT 1')
+    const find = this.o.db.statement('SELECT seq, json FROM outbox WHERE collection = ? AND rkey = ? ORDER BY seq DESC LIMIT 1')
     const insert = this.o.db.statement('INSERT INTO outbox (collection, rkey, json) VALUES (?, ?, ?)')
     const replace = this.o.db.statement('UPDATE outbox SET json = ? WHERE seq = ?')
     this.o.db.tx(() => {
@@ -106,6 +106,24 @@ export class Outbox {
       this.flushing = null
     })
     return this.flushing
+  }
+
+  /** The newest queued write now (0 if none): `flushThrough` it to have everything queued so far written. */
+  lastSeq(): number {
+    return (this.o.db.statement('SELECT COALESCE(MAX(seq), 0) AS seq FROM outbox').get() as { seq: number }).seq
+  }
+
+  /**
+   * Writes everything queued up to `seq` (later writes may go along); gives up after a few
+   * attempts that leave it queued (the PDS is failing: retries go on in the background).
+   */
+  async flushThrough(seq: number, attempts = 5): Promise<boolean> {
+    const waiting = this.o.db.statement('SELECT COUNT(*) AS n FROM outbox WHERE seq <= ?')
+    for (let i = 0; i < attempts; i++) {
+      if ((waiting.get(seq) as { n: number }).n === 0) return true
+      await this.flush()
+    }
+    return (waiting.get(seq) as { n: number }).n === 0
   }
 
   /** Resolves once nothing is queued (or the outbox is closed). */
