@@ -245,6 +245,12 @@ describe('meshlet CLI (child processes against a separately started PDS)', () =>
     started.push(queued, timed)
     // --wait waits through queued and ends with the failure, in one line and a non-zero exit
     const waited = cli(['submit', spec('huge-wait.json', { name: 'huge-wait', image: IMAGE, command: ['sh', '-c', 'echo hi'], ...huge, queueTimeoutSeconds: 10 }), '--wait'], ownerEnv(alice))
+    // --timeout: gives up when asked, saying where the workload stands, in one line
+    const impatient = await cli(['submit', spec('huge-impatient.json', { name: 'huge-impatient', image: IMAGE, command: ['sh', '-c', 'echo hi'], ...huge }), '--wait', '--timeout', '3'], ownerEnv(alice))
+    expect(impatient.code).toBe(1)
+    expect(impatient.stderr.trim().split('\n')).toHaveLength(1)
+    expect(impatient.stderr).toMatch(/gave up waiting for at:\/\/\S+ to finish after 3 s: (queued 0\/1: 1 replica\(s\) queued: no eligible meshlet|placing 0\/1)/)
+    started.push(impatient.stderr.match(/waiting for (at:\/\/\S+) to finish/)![1])
 
     const body = await phaseOf(queued, 'queued', 30_000)
     expect(body).toMatchObject({ placed: 0, wanted: 1, selected: [] })

@@ -71,18 +71,23 @@ const commands: Record<string, Command> = {
   },
   submit: {
     summary: 'publish a workload from a spec file (JSON or YAML)',
-    usage: `meshlet submit SPEC [--wait]
-  --wait             wait (up to 10 minutes) until every replica finished, through
-                     queued; a workload that fails exits 1 with its reason
+    usage: `meshlet submit SPEC [--wait [--timeout SECONDS]]
+  --wait             wait until every replica finished, through queued; a workload
+                     that fails exits 1 with its reason
+  --timeout SECONDS  how long --wait waits before it gives up, saying where the
+                     workload stands (default 600)
 ${OWNER_HELP}`,
-    options: { ...OWNER_OPTS, wait: { type: 'boolean' } },
+    options: { ...OWNER_OPTS, wait: { type: 'boolean' }, timeout: { type: 'string' } },
     async run(v, [file]) {
       if (!file) throw new CliError('usage: meshlet submit SPEC.json|SPEC.yaml')
+      const waitSeconds = v.timeout === undefined ? DEFAULT_WAIT_SECONDS : Number(v.timeout)
+      if (!Number.isInteger(waitSeconds) || waitSeconds <= 0) throw new CliError(`--timeout must be a whole number of seconds, got ${JSON.stringify(v.timeout)}`)
+      if (v.timeout !== undefined && !v.wait) throw new CliError('--timeout goes with --wait')
       const spec = (await import('./spec.js')).loadSpec(file) // a bad spec fails here, before anything is written
       const owner = await session(ownerLogin(v))
       const res = await owner.submit(spec)
       if (!v.wait) return print(v, res, () => res.uri)
-      const wp = await waitForFinish(owner, res.uri)
+      const wp = await waitForFinish(owner, res.uri, waitSeconds)
       const done = finishedReplicas(wp)
       print(v, { ...res, replicas: done }, () => [res.uri, ...done.map(fmtStatus)].join('\n'))
       if (wp.placement.phase === 'failed') throw new CliError(`${res.uri} ${phaseLine(wp.placement)}`)
@@ -200,7 +205,7 @@ ${OWNER_HELP}`,
   ...networkCommands,
 }
 
-const WAIT_MINUTES = 10
+const DEFAULT_WAIT_SECONDS = 600
 const finishedReplicas = (wp: WorkloadPlacement): ReplicaStatus[] => wp.replicas.filter((r) => ['succeeded', 'failed', 'stopped'].includes(r.state))
 
 /**
@@ -208,7 +213,7 @@ const finishedReplicas = (wp: WorkloadPlacement): ReplicaStatus[] => wp.replicas
  * meshlet may get room, or join, before the queue timeout), so it waits through it; one
  * still short when waiting gives up says where it stands, in one line.
  */
-async function waitForFinish(owner: Session, uri: string): Promise<WorkloadPlacement> {
+async function waitForFinish(owner: Session, uri: string, seconds: number): Promise<WorkloadPlacement> {
   let last: WorkloadPlacement | undefined
   return waitFor(
     async () => {
@@ -216,9 +221,9 @@ async function waitForFinish(owner: Session, uri: string): Promise<WorkloadPlace
       const p = wp.placement
       return p.phase === 'failed' || (p.phase === 'placed' && finishedReplicas(wp).length >= p.wanted) ? wp : undefined
     },
-    { timeoutMs: WAIT_MINUTES * 60_000, intervalMs: 500, what: `${uri} to finish` },
+    { timeoutMs: seconds * 1000, intervalMs: 500, what: `${uri} to finish` },
   ).catch((err) => {
-    throw last ? new CliError(`gave up waiting for ${uri} to finish after ${WAIT_MINUTES} minutes: ${phaseLine(last.placement)}`) : err
+    throw last ? new CliError(`gave up waiting for ${uri} to finish after ${seconds} s: ${phaseLine(last.placement)}`) : err
   })
 }
 
