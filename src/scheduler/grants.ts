@@ -193,7 +193,7 @@ function standing(g: Stored<ShareGrantRecord>): number {
 
 /** The grants of `meshlet` to `recipient` its owner signed, newest first. */
 function grantsFor(state: PublicState, meshlet: string, owner: string, recipient: string, extra?: Iterable<Stored<ShareGrantRecord>>): Stored<ShareGrantRecord>[] {
-  const signed = state.cachedLinks(`grants\0${meshlet}\0${owner}\0${recipient}`, () =>
+  const signed = state.cachedLinks(['grants', meshlet, owner, recipient], () =>
     [...state.grants.values()].filter((g) => g.did === owner && g.record.meshlet === meshlet && g.record.recipient === recipient),
   )
   if (!extra) return [...signed].sort(newestFirst)

@@ -4,7 +4,7 @@ import type { PublicState } from './state.js'
 
 /** The owner of a meshlet, if both halves of the link agree. */
 export function verifiedOwner(state: PublicState, meshletDid: string): string | undefined {
-  return state.cachedLinks(`owner\0${meshletDid}`, () => computeVerifiedOwner(state, meshletDid))
+  return state.cachedLinks(['owner', meshletDid], () => computeVerifiedOwner(state, meshletDid))
 }
 
 function computeVerifiedOwner(state: PublicState, meshletDid: string): string | undefined {
@@ -42,7 +42,7 @@ export function listedOwners(state: PublicState, meshletDid: string): Map<string
  * lists this meshlet's owner back. An owner's own meshlets always accept its work.
  */
 export function acceptsWorkFrom(state: PublicState, meshletDid: string, ownerDid: string): boolean {
-  return state.cachedLinks(`accepts\0${meshletDid}\0${ownerDid}`, () => computeAcceptsWorkFrom(state, meshletDid, ownerDid))
+  return state.cachedLinks(['accepts', meshletDid, ownerDid], () => computeAcceptsWorkFrom(state, meshletDid, ownerDid))
 }
 
 function computeAcceptsWorkFrom(state: PublicState, meshletDid: string, ownerDid: string): boolean {

@@ -161,7 +161,7 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
   const skew = opts.skewMs ?? DEFAULT_SKEW_MS
   const out: (Candidate & { tie: string; since: number; total: { cpuMillis: number; memoryMiB: number } })[] = []
   const excluded = new Map<string, WhyNot>()
-  for (const did of knownMeshlets(state)) {
+  for (const did of state.knownMeshlets()) {
     const cap = state.capacities.get(did)
     const owner = verifiedOwner(state, did)
     if (!owner) {
@@ -230,12 +230,6 @@ function answeredBefore(state: PublicState, workload: Stored<WorkloadRecord>, me
     const at = Date.parse(b.record.createdAt)
     return at >= from && at < until
   })
-}
-
-function knownMeshlets(state: PublicState): string[] {
-  const dids = new Set(state.capacities.keys())
-  for (const did of state.meshletOwners.keys()) dids.add(did)
-  return [...dids].sort()
 }
 
 /**

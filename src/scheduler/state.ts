@@ -74,6 +74,18 @@ export class PublicState {
   /** Latest status updatedAt per `meshlet\0workload owner`, kept over retirement (a grant's last use). */
   private readonly retiredLastStatus = new Map<string, number>()
 
+  private known: string[] | undefined
+
+  /** Every meshlet with a capacity record or an owner link, sorted; kept until one comes or goes. */
+  knownMeshlets(): string[] {
+    if (!this.known) {
+      const dids = new Set(this.capacities.keys())
+      for (const did of this.meshletOwners.keys()) dids.add(did)
+      this.known = [...dids].sort()
+    }
+    return this.known
+  }
+
   /** Upserts a validated record. Returns false when nothing changed (a replayed event). */
   put<C extends Collection>(collection: C, stored: Stored<RecordTypes[C]>): boolean {
     if (this.isRetiredRecord(collection, stored as Stored<never>)) return false
@@ -117,12 +129,16 @@ export class PublicState {
         return setIfNew(this.meshlets, s.uri, s)
       }
       case 'commune.scheduler.meshletOwner':
-        return s.rkey === 'self' ? setIfNew(this.meshletOwners, s.did, s) : false
+        if (s.rkey !== 'self') return false
+        if (!this.meshletOwners.has(s.did)) this.known = undefined
+        return setIfNew(this.meshletOwners, s.did, s)
       case 'commune.scheduler.cluster':
         index(this.clustersByMeshlet, s.did, s.uri, true)
         return setIfNew(this.clusters, s.uri, s)
       case 'commune.scheduler.capacity':
-        return s.rkey === 'self' ? setIfNew(this.capacities, s.did, s) : false
+        if (s.rkey !== 'self') return false
+        if (!this.capacities.has(s.did)) this.known = undefined
+        return setIfNew(this.capacities, s.did, s)
       case 'commune.scheduler.workload':
         return setIfNew(this.workloads, s.uri, s)
       case 'commune.scheduler.bid': {
@@ -168,11 +184,13 @@ export class PublicState {
         return this.meshlets.delete(uri)
       }
       case 'commune.scheduler.meshletOwner':
+        this.known = undefined
         return rkey === 'self' && this.meshletOwners.delete(did)
       case 'commune.scheduler.cluster':
         index(this.clustersByMeshlet, did, uri, false)
         return this.clusters.delete(uri)
       case 'commune.scheduler.capacity':
+        this.known = undefined
         return rkey === 'self' && this.capacities.delete(did)
       case 'commune.scheduler.workload':
         return this.workloads.delete(uri)
@@ -270,15 +288,29 @@ export class PublicState {
     return value
   }
 
-  private linksMemo = new Map<string, { version: number; value: unknown }>()
+  /** Nested by key part (DIDs, kept as they are): a key joined into one new string would be hashed anew on every lookup. */
+  private linksMemo = new Map<string, unknown>()
+  private linksMemoVersion = -1
+  private linksMemoSize = 0
 
   /** Memoizes a pure function of links, clusters and grants only, until one of those changes. */
-  cachedLinks<T>(key: string, compute: () => T): T {
-    const hit = this.linksMemo.get(key)
-    if (hit && hit.version === this.linksVersion) return hit.value as T
+  cachedLinks<T>(key: readonly string[], compute: () => T): T {
+    if (this.linksMemoVersion !== this.linksVersion || this.linksMemoSize > 100_000) {
+      this.linksMemo = new Map()
+      this.linksMemoVersion = this.linksVersion
+      this.linksMemoSize = 0
+    }
+    let level = this.linksMemo
+    for (let i = 0; i < key.length - 1; i++) {
+      let next = level.get(key[i]) as Map<string, unknown> | undefined
+      if (!next) level.set(key[i], (next = new Map()))
+      level = next
+    }
+    const last = key[key.length - 1]
+    if (level.has(last)) return level.get(last) as T
     const value = compute()
-    if (this.linksMemo.size > 100_000) this.linksMemo.clear()
-    this.linksMemo.set(key, { version: this.linksVersion, value })
+    level.set(last, value)
+    this.linksMemoSize++
     return value
   }
 
