@@ -412,7 +412,8 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     if (!l) continue
     if (l.at <= now) {
       lost.set(c.did, l.why)
-      lostSince.set(c.did, l.why === 'could-not-run' ? couldNotRunAt(state, workload, c.did) : l.at)
+      // by signed times alone (not this view's skew allowance), so every view derives the same due times
+      lostSince.set(c.did, l.why === 'could-not-run' ? couldNotRunAt(state, workload, c.did) : l.at - skew)
     } else losesAt.set(c.did, l.at)
   }
 
