@@ -462,8 +462,8 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
   let nextRound: Placement['nextRound'] = null
   /** Candidates of the round being decided that have not answered: their loss moves it on. */
   let awaited: string[] = []
-  /** Candidates that let their answer's due time pass, per round. */
-  const silent = new Map<string, number>()
+  /** Candidates of the round being decided that let their answer's due time pass. */
+  let silent = new Set<string>()
   for (;;) {
     const here = answers.get(round) ?? new Map<string, Answer>()
     // A late joiner takes part in a later round it answered, or that opened (its first
@@ -472,11 +472,9 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     const openedAt = Math.min(...[...here.values()].filter((a) => a.accept).map((a) => a.createdAt))
     const inRound = (c: Candidate) => !c.late || (round > 0 && (here.has(c.did) || c.since! <= openedAt))
     const due = answersDue(candidates.filter(inRound), round === 0 ? Date.parse(w.createdAt) : openedAt, answerDeadlineOf(w), lostSince)
-    for (const c of candidates) {
-      if (taken.has(c.did) || lost.has(c.did) || !inRound(c)) continue
-      if (missedDeadline(state, c.did, here.get(c.did), due.get(c.did)!)) silent.set(c.did, round)
-    }
-    const pool = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && !(silent.get(c.did) === round) && inRound(c))
+    const open = candidates.filter((c) => !taken.has(c.did) && !lost.has(c.did) && inRound(c))
+    silent = new Set(open.filter((c) => missedDeadline(state, c.did, here.get(c.did), due.get(c.did)!)).map((c) => c.did))
+    const pool = open.filter((c) => !silent.has(c.did))
     // Every round asks its pool in turn, as round 0 does: a round can only end short once
     // everyone in it has answered, so no offer still in flight can change it afterwards.
     invited = []
@@ -549,7 +547,7 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     const a = lastAnswer(c.did)
     const why: WhyNot = l
       ? `lost:${l}`
-      : silent.get(c.did) === round
+      : silent.has(c.did)
         ? 'lost:no-answer'
         : a && !a.accept
           ? `declined:${a.reason ?? 'declined'}`
