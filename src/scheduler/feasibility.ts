@@ -43,6 +43,15 @@ export function infeasibility(
   return undefined
 }
 
+/** How many copies of the request a meshlet's total capacity holds (of this workload or any other its size). */
+export function copiesOfRequest(workload: WorkloadRecord, capacity: CapacityRecord): number {
+  const need = workload.resources
+  const have = capacity.total
+  let n = Math.min(Math.floor(have.cpuMillis / need.cpuMillis), Math.floor(have.memoryMiB / need.memoryMiB))
+  if ((need.gpus ?? 0) > 0) n = Math.min(n, Math.floor((capacity.gpus?.length ?? 0) / need.gpus!))
+  return n
+}
+
 /** How many replicas a meshlet's total capacity could hold at once (at least 1 if feasible). */
 export function maxSlots(workload: WorkloadRecord, capacity: CapacityRecord): number {
   if (!workload.allowPacking) return 1

@@ -7,7 +7,7 @@
 // grows at the bottom. A slow firehose or a loaded machine costs time, never a replica.
 import type { BidRecord, WorkloadRecord, WorkloadStatusRecord } from '../records/index.js'
 import { balances } from './fairshare.js'
-import { infeasibility, maxSlots, type Infeasible } from './feasibility.js'
+import { copiesOfRequest, infeasibility, maxSlots, type Infeasible } from './feasibility.js'
 import { rendezvous } from './hash.js'
 import { eligibility, holdsReplica, type Ineligible } from './grants.js'
 import { verifiedOwner } from './membership.js'
@@ -54,6 +54,12 @@ export interface Candidate {
   late: boolean
   /** For a late joiner: when it came online (ms), by its own heartbeat record. */
   since: number | null
+  /**
+   * Its status records showed it full a settled while before the workload was created: as
+   * many replicas running as its total holds copies of this request. Ranked after those
+   * with room, since it would most likely decline (and a decline is a write).
+   */
+  full: boolean
 }
 
 export interface Answer {
@@ -159,7 +165,7 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
   const w = workload.record
   const createdAt = Date.parse(w.createdAt)
   const skew = opts.skewMs ?? DEFAULT_SKEW_MS
-  const out: (Candidate & { tie: string; since: number; total: { cpuMillis: number; memoryMiB: number } })[] = []
+  const out: (Candidate & { tie: string; since: number; room: number })[] = []
   const excluded = new Map<string, WhyNot>()
   for (const did of state.knownMeshlets()) {
     const cap = state.capacities.get(did)
@@ -189,6 +195,8 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
       excluded.set(did, `infeasible:${infeasible}`)
       continue
     }
+    // settled records only, as fair share: every view that ranks this workload counts the same statuses
+    const room = copiesOfRequest(w, r) - state.activeReplicasAt(did, createdAt - SETTLE_MS)
     let since = r.onlineSince ? Date.parse(r.onlineSince) : -Infinity
     // A meshlet that answered round 0 shortly before it last came online was there when
     // asked: a quick restart does not cost it its place. One that was away longer than its
@@ -201,22 +209,24 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
       ...(eligible.grant ? { grant: eligible.grant.uri } : {}),
       slots: maxSlots(w, r),
       score: 0,
-      total: r.total,
+      room,
       // no margin: a meshlet acts only on its own view, which always holds its own latest capacity record
       late: since > createdAt,
+      full: room <= 0,
       tie: rendezvous(workload.uri, did),
       since,
     })
   }
   // fair share from what the candidates themselves served and recorded (see balances)
   const balance = balances(state, createdAt - SETTLE_MS, out.map((c) => c.did).sort())
-  for (const c of out) c.score = score(w, c.via === 'own', balance.get(c.owner) ?? 0, c.total.cpuMillis, c.total.memoryMiB)
+  for (const c of out) c.score = score(c.via === 'own', balance.get(c.owner) ?? 0, c.room)
   out.sort((a, b) => {
     if (a.late !== b.late) return a.late ? 1 : -1
     if (a.late) return a.since - b.since || cmp(a.tie, b.tie) || cmp(a.did, b.did)
+    if (a.full !== b.full) return a.full ? 1 : -1
     return b.score - a.score || cmp(a.tie, b.tie) || cmp(a.did, b.did)
   })
-  return { candidates: out.map(({ tie: _t, since, total: _total, ...c }) => ({ ...c, since: c.late ? since : null })), excluded }
+  return { candidates: out.map(({ tie: _t, since, room: _room, ...c }) => ({ ...c, since: c.late ? since : null })), excluded }
 }
 
 function onlineSince(state: PublicState, meshlet: string): number {
@@ -234,13 +244,14 @@ function answeredBefore(state: PublicState, workload: Stored<WorkloadRecord>, me
 
 /**
  * Higher is better. The owner's own meshlet first; then owners who have consumed more
- * than they served (so contributions even out); then roomier machines.
+ * than they served (so contributions even out); then machines with more room left for
+ * copies of the request (`room`: its total's copies less the replicas it ran a settled
+ * while before the workload was created).
  */
-export function score(w: WorkloadRecord, own: boolean, balanceCpuMillis: number, cpuMillis: number, memoryMiB: number): number {
+export function score(own: boolean, balanceCpuMillis: number, room: number): number {
   const ownTerm = own ? 500 : 0
   const fairTerm = clamp(Math.round(-balanceCpuMillis / 1000), -300, 300)
-  const room = Math.min(cpuMillis / w.resources.cpuMillis, memoryMiB / w.resources.memoryMiB)
-  const fitTerm = clamp(Math.round(Math.log2(room) * 10), 0, 100)
+  const fitTerm = room > 0 ? clamp(Math.round(Math.log2(room) * 10), 0, 100) : 0
   return 1000 + ownTerm + fairTerm + fitTerm
 }
 

@@ -12,6 +12,7 @@ import type {
   WorkloadRecord,
   WorkloadStatusRecord,
 } from '../records/index.js'
+import { isEnded } from './replica.js'
 
 export interface Stored<T> {
   uri: string
@@ -75,6 +76,13 @@ export class PublicState {
   private readonly retiredLastStatus = new Map<string, number>()
 
   private known: string[] | undefined
+  /**
+   * When each replica held a place on its meshlet, by meshlet DID → status uri: from its
+   * status's startedAt to its finishedAt (or the time it ended). Kept over retirement, as the
+   * status records stay in their repos, so a workload ranked long after it was created is
+   * ranked by the same occupancy in every view, whatever each has retired meanwhile.
+   */
+  private readonly occupancy = new Map<string, Occupancy>()
 
   /** Every meshlet with a capacity record or an owner link, sorted; kept until one comes or goes. */
   knownMeshlets(): string[] {
@@ -151,6 +159,7 @@ export class PublicState {
         const old = this.statuses.get(s.uri)
         if (old) index(this.statusesByWorkload, old.record.workload.uri, s.uri, false)
         index(this.statusesByWorkload, (s as Stored<WorkloadStatusRecord>).record.workload.uri, s.uri, true)
+        this.occupancyOf(s.did).set(s.uri, (s as Stored<WorkloadStatusRecord>).record)
         return setIfNew(this.statuses, s.uri, s)
       }
       case 'commune.scheduler.shareGrant':
@@ -169,8 +178,10 @@ export class PublicState {
       return true
     }
     const before = this.workloadOf(collection, uri)
+    // a retired replica's status is gone from memory, not from its repo: its place goes when the record does
+    const freed = collection === 'commune.scheduler.workloadStatus' && !!this.occupancy.get(did)?.delete(uri)
     const changed = this.remove(collection, did, rkey)
-    if (changed) this.changed(collection, before)
+    if (changed || freed) this.changed(collection, before)
     return changed
   }
 
@@ -234,6 +245,20 @@ export class PublicState {
     this.retired.set(workloadUri, w.cid)
     this.version++
     return true
+  }
+
+  /**
+   * How many replicas held a place on a meshlet at time `at` (ms), by its status records:
+   * started at or before it, not ended by then.
+   */
+  activeReplicasAt(meshletDid: string, at: number): number {
+    return this.occupancy.get(meshletDid)?.activeAt(at) ?? 0
+  }
+
+  private occupancyOf(meshletDid: string): Occupancy {
+    let o = this.occupancy.get(meshletDid)
+    if (!o) this.occupancy.set(meshletDid, (o = new Occupancy()))
+    return o
   }
 
   /** The latest updatedAt of a retired status a meshlet wrote for an owner's workloads. */
@@ -317,6 +342,67 @@ export class PublicState {
   statusesFor(workloadUri: string): Stored<WorkloadStatusRecord>[] {
     return [...(this.statusesByWorkload.get(workloadUri) ?? [])].flatMap((u) => this.statuses.get(u) ?? [])
   }
+}
+
+/** One meshlet's replicas as intervals [start, end), counted at a time by two binary searches. */
+class Occupancy {
+  private readonly intervals = new Map<string, { start: number; end: number }>()
+  /** Every interval's start, and every end, sorted: kept so as each record changes. */
+  private readonly starts: number[] = []
+  private readonly ends: number[] = []
+
+  set(statusUri: string, r: WorkloadStatusRecord): void {
+    const start = r.startedAt ? Date.parse(r.startedAt) : NaN
+    if (!Number.isFinite(start)) {
+      this.delete(statusUri)
+      return
+    }
+    const endedAt = r.finishedAt ?? (isEnded(r) ? r.updatedAt : undefined)
+    const parsed = endedAt ? Date.parse(endedAt) : Infinity
+    const end = Number.isNaN(parsed) ? Infinity : Math.max(start, parsed)
+    const old = this.intervals.get(statusUri)
+    if (old && old.start === start && old.end === end) return
+    this.delete(statusUri)
+    this.intervals.set(statusUri, { start, end })
+    this.starts.splice(countBelow(this.starts, start), 0, start)
+    this.ends.splice(countBelow(this.ends, end), 0, end)
+  }
+
+  delete(statusUri: string): boolean {
+    const old = this.intervals.get(statusUri)
+    if (!old) return false
+    this.intervals.delete(statusUri)
+    this.starts.splice(countBelow(this.starts, old.start), 1)
+    this.ends.splice(countBelow(this.ends, old.end), 1)
+    return true
+  }
+
+  activeAt(at: number): number {
+    // every interval that ended by `at` also started by it
+    return countAtMost(this.starts, at) - countAtMost(this.ends, at)
+  }
+}
+
+function countBelow(sorted: number[], at: number): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (sorted[mid] < at) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+function countAtMost(sorted: number[], at: number): number {
+  let lo = 0
+  let hi = sorted.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (sorted[mid] <= at) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 function setIfNew<T extends { cid: string }>(map: Map<string, T>, key: string, value: T): boolean {

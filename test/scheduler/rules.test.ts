@@ -1,7 +1,7 @@
 // Example-based rules of the placement core, one behaviour each.
 import { describe, expect, it } from 'vitest'
 import { statusRecordKey } from '../../src/scheduler/hash.js'
-import { ANSWER_DEADLINE_MS, place } from '../../src/scheduler/placement.js'
+import { ANSWER_DEADLINE_MS, place, SETTLE_MS } from '../../src/scheduler/placement.js'
 import { clusterMembership, acceptsWorkFrom } from '../../src/scheduler/membership.js'
 import { PublicState } from '../../src/scheduler/state.js'
 import { cid, did, rec, T0, type Rec } from './world.js'
@@ -125,6 +125,34 @@ describe('eligibility and feasibility', () => {
     const rank = (i: number) => p.candidates.findIndex((c) => c.did === M[i])
     expect(rank(0)).toBeLessThan(rank(1))
     expect(p.candidates[0].did).toBe(M[3]) // own meshlet still first
+  })
+
+  it('a meshlet its settled statuses show full ranks after those with room, even the owner’s own; less room ranks lower', () => {
+    // the request fits twice in each meshlet's total (4000 cpu-millis)
+    const w = workload({ resources: { cpuMillis: 2000, memoryMiB: 256 } }, 3)
+    let k = 0
+    const held = (meshlet: number, startedAt: number, finishedAt?: number) => {
+      const uri = `at://${O[0]}/commune.scheduler.workload/3kother${k++}`
+      return rec('commune.scheduler.workloadStatus', M[meshlet], statusRecordKey(uri, 0), {
+        workload: { uri, cid: cid(uri) },
+        replica: 0,
+        state: finishedAt === undefined ? 'running' : 'succeeded',
+        ...(finishedAt === undefined ? {} : { exitCode: 0, finishedAt: iso(finishedAt) }),
+        startedAt: iso(startedAt),
+        updatedAt: iso(finishedAt ?? startedAt),
+      })
+    }
+    const settled = T0 - SETTLE_MS - 1000
+    // dan's own meshlet ran two replicas a settled while before: full, so last
+    expect(order(w, [...commune(), held(3, settled - 5000), held(3, settled)]).at(-1)).toBe(3)
+    // one of the two started within SETTLE_MS of the workload (views may not all have it yet): not counted
+    expect(order(w, [...commune(), held(3, settled - 5000), held(3, T0 - 30_000)])[0]).toBe(3)
+    // one finished before the settled moment: not counted either
+    expect(order(w, [...commune(), held(3, settled - 5000), held(3, settled - 4000, settled - 2000)])[0]).toBe(3)
+    // ann's meshlet has room for one copy left, the others two: ann ranks below them
+    const ranked = order(w, [...commune(), held(0, settled)])
+    expect(ranked.indexOf(0)).toBeGreaterThan(ranked.indexOf(1))
+    expect(ranked.indexOf(0)).toBeGreaterThan(ranked.indexOf(2))
   })
 })
 
