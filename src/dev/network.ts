@@ -48,6 +48,15 @@ function samePorts(dir: string, saved: SavedNetwork, want: { plcPort?: number; p
   if (clash.length) throw new Error(`the network in ${dir} was made with ${clash.join(' and ')}; its accounts' DID documents name those ports (use them, or a new data dir)`)
 }
 
+/** A new account on a dev PDS (over XRPC, so the PDS may run in another process); `n` keeps handles apart. */
+export async function createDevAccount(pdsUrl: string, name: string, n: number): Promise<DevAccount> {
+  const handle = `${name}-${n}${Date.now().toString(36).slice(-4)}.test`
+  const password = `pw-${name}-${n}`
+  const agent = new (await import('@atproto/api')).AtpAgent({ service: pdsUrl })
+  const res = await agent.createAccount({ handle, password, email: `${handle}@example.com` })
+  return { did: res.data.did, handle, password, pdsUrl, writer: new RepoWriter(agent, res.data.did) }
+}
+
 export class DevNetwork {
   private extraPds: TestPds[] = []
   private counter = 0
@@ -163,11 +172,7 @@ export class DevNetwork {
   }
 
   async createAccount(name: string, pdsUrl = this.pdsUrl): Promise<DevAccount> {
-    const handle = `${name}-${++this.counter}${Date.now().toString(36).slice(-4)}.test`
-    const password = `pw-${name}-${this.counter}`
-    const agent = new (await import('@atproto/api')).AtpAgent({ service: pdsUrl })
-    const res = await agent.createAccount({ handle, password, email: `${handle}@example.com` })
-    return { did: res.data.did, handle, password, pdsUrl, writer: new RepoWriter(agent, res.data.did) }
+    return createDevAccount(pdsUrl, name, ++this.counter)
   }
 
   /**
