@@ -140,6 +140,30 @@ describe('cluster formation (real PDS + firehose)', () => {
     expect(balances(late.state, asOf, servers).get(mae.owner.did)).toBe(-40_000)
   })
 
+  it('a meshlet that starts later counts the same running replicas of a candidate as one that watched them start', async () => {
+    const [uma, vic] = await Promise.all(['uma', 'vic'].map((n) => addMember(net, n)))
+    const zed = await addMember(net, 'zed') // outside the cluster: nobody here follows zed's workloads
+    await formCluster('occupancy', [uma, vic])
+    const watcher = await observe(net, uma.meshlet.did)
+    observers.push(watcher)
+    // vic's meshlet runs a replica of zed's (as under a share grant), started five minutes ago
+    const w = await zed.owner.writer.create(COLLECTIONS.workload, workloadRecord({ createdAt: new Date(Date.now() - 400_000).toISOString() }))
+    const startedAt = new Date(Date.now() - 300_000).toISOString()
+    await vic.meshlet.writer.put(COLLECTIONS.workloadStatus, statusRecordKey(w.uri, 0), {
+      $type: COLLECTIONS.workloadStatus,
+      workload: { uri: w.uri, cid: w.cid! },
+      replica: 0,
+      state: 'running',
+      startedAt,
+      updatedAt: startedAt,
+    })
+    const at = Date.now() - 120_000
+    await waitFor(() => watcher.state.activeReplicasAt(vic.meshlet.did, at) === 1, { what: 'the watcher sees the replica start', timeoutMs: 10_000 })
+    const late = await observe(net, vic.meshlet.did)
+    observers.push(late)
+    expect(late.state.activeReplicasAt(vic.meshlet.did, at)).toBe(1)
+  })
+
   it('counts a replica a followed meshlet served for an owner it does not follow (on a PDS it does not follow), as that owner’s followers do', async () => {
     const pds2 = await net.addPds()
     const [pat, quin, rex] = await Promise.all(['pat', 'quin', 'rex'].map((n) => addMember(net, n)))

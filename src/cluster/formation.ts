@@ -176,13 +176,18 @@ export class ClusterFormation {
 
   private async loadMeshlet(meshlet: string): Promise<void> {
     await this.follow(meshlet)
-    const [, , , served] = await Promise.all([
+    const [, , , statuses] = await Promise.all([
       this.load(meshlet, COLLECTIONS.meshletOwner),
       this.load(meshlet, COLLECTIONS.cluster),
       this.load(meshlet, COLLECTIONS.capacity),
-      // fair-share history: the finished replicas it served, so every meshlet ranks by the same balances
-      this.load(meshlet, COLLECTIONS.workloadStatus, (r) => isServed(r as WorkloadStatusRecord)),
+      // every replica that held a place on it (occupancy) and the finished ones it served (fair
+      // share), whoever's work they were: every meshlet then ranks by the same history
+      this.load(meshlet, COLLECTIONS.workloadStatus, (r) => isServed(r as WorkloadStatusRecord) || (r as WorkloadStatusRecord).startedAt !== undefined),
     ])
+    const served = statuses.filter((uri) => {
+      const s = this.opts.state.statuses.get(uri)?.record
+      return !!s && isServed(s)
+    })
     await this.loadServedHistory(meshlet, served)
     // Found while running, possibly on a PDS we only now follow: its bids and statuses
     // for workloads we already know may predate our subscription.
