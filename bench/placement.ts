@@ -14,8 +14,8 @@ import path from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { TID } from '@atproto/common-web'
 import { AtUri } from '@atproto/syntax'
-import { Meshlet } from '../src/daemon/meshlet.js'
 import { DevNetwork, type DevAccount } from '../src/dev/network.js'
+import { busyBetween, startDaemon, type BenchDaemon, type DaemonLayout, type PlacementSeen } from './lib/daemons.js'
 import { NetworkProcess, type BenchNetwork } from './lib/network-process.js'
 import { linkMeshlet } from '../src/identity/link.js'
 import { LocalDb } from '../src/db/index.js'
@@ -24,7 +24,6 @@ import { PublicState } from '../src/scheduler/state.js'
 import { Ingestor } from '../src/sync/ingest.js'
 import { silentLogger } from '../src/util/logger.js'
 import { nowIso, sleep, waitFor } from '../src/util/time.js'
-import type { Placement } from '../src/scheduler/placement.js'
 
 const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 30)
 /**
@@ -33,12 +32,19 @@ const SEQUENTIAL = Number(process.env.BENCH_SEQUENTIAL ?? 30)
  * its thread with every daemon (BENCH_PDS=in-process).
  */
 const PDS_LAYOUT = process.env.BENCH_PDS === 'in-process' ? 'in-process' : 'own-process'
+/**
+ * Where the daemons run: all on this thread, taking turns as in `meshlet dev` (the
+ * default), or each in a worker thread of its own (BENCH_DAEMONS=threads), as meshlets are
+ * separate programs on separate machines.
+ */
+const DAEMON_LAYOUT: DaemonLayout = process.env.BENCH_DAEMONS === 'threads' ? 'threads' : 'in-thread'
 const BURST = Number(process.env.BENCH_BURST ?? 40)
 const HOPS = 20
 
 interface Result {
   meshlets: number
   pds: 'own-process' | 'in-process'
+  daemons: DaemonLayout
   p50Ms: number
   p99Ms: number
   placementsPerSec: number
@@ -60,10 +66,10 @@ interface Result {
   /** p50Ms / floorTwoHopMs: the goal is ≤ 3. */
   ratioToTwoHop: number
   /**
-   * CPU (user + system) of the daemons' process and of the network's (when it has its
-   * own) during the burst, per agreed workload; and how busy this process's event loop
-   * was: every daemon shares its one thread, so with the loop near 1 the daemons are the
-   * bound, whatever else the machine runs.
+   * CPU (user + system) of this process (the daemons, all their threads) and of the
+   * network's (when it has its own) during the burst, per agreed workload; and how busy
+   * the busiest daemon's event loop was (in-thread, all daemons share one): near 1, the
+   * daemons are the bound, whatever else the machine runs.
    */
   burstCpuMsPerPlacement: number
   burstDaemonCpuMsPerPlacement: number
@@ -148,10 +154,22 @@ async function run(n: number): Promise<Result> {
     twoHop.push(b.seenAt - t0)
   }
 
-  const daemons: Meshlet[] = []
-  for (const m of members) {
-    daemons.push(
-      await Meshlet.start(
+  // Agreement: every meshlet has evaluated the workload to placed with the same selection.
+  // Overlaps: a meshlet that, in its own view, was confirmed for a workload it did not end with.
+  const finalAt = new Map<string, Map<string, { sel: string; at: number }>>()
+  const confirmedSelf = new Map<string, Set<string>>()
+  const onPlacement = (p: PlacementSeen) => {
+    if (p.confirmedSelf) confirmedSelf.set(p.uri, (confirmedSelf.get(p.uri) ?? new Set()).add(p.did))
+    if (!p.placed) return
+    const byDaemon = finalAt.get(p.uri) ?? new Map()
+    // the daemon's own clock reading, on this thread's performance.now() scale
+    if (byDaemon.get(p.did)?.sel !== p.selection) byDaemon.set(p.did, { sel: p.selection, at: p.at - performance.timeOrigin })
+    finalAt.set(p.uri, byDaemon)
+  }
+  const daemons: BenchDaemon[] = await Promise.all(
+    members.map((m) =>
+      startDaemon(
+        DAEMON_LAYOUT,
         {
           service: net.pdsUrl,
           identifier: m.meshlet.handle,
@@ -163,26 +181,14 @@ async function run(n: number): Promise<Result> {
           diskFloorMiB: 0,
           resources: { cpuMillis: 256000, memoryMiB: 1048576 },
         },
-        { logger },
+        onPlacement,
       ),
-    )
-  }
-  while (!daemons.every((d) => d.ctx.state.capacities.size >= n)) await sleep(20)
+    ),
+  )
+  const countersNow = () => Promise.all(daemons.map((d) => d.counters()))
+  const allIdle = () => Promise.all(daemons.map((d) => d.idle()))
+  while (!(await countersNow()).every((c) => c.capacities >= n)) await sleep(20)
 
-  // Agreement: every meshlet has evaluated the workload to placed with the same selection.
-  // Overlaps: a meshlet that, in its own view, was confirmed for a workload it did not end with.
-  const finalAt = new Map<string, Map<string, { sel: string; at: number }>>()
-  const confirmedSelf = new Map<string, Set<string>>()
-  daemons.forEach((d) => {
-    d.ctx.engine.listeners.add((p: Placement) => {
-      if (p.confirmed.includes(d.did)) confirmedSelf.set(p.workload.uri, (confirmedSelf.get(p.workload.uri) ?? new Set()).add(d.did))
-      if (p.phase !== 'placed') return
-      const byDaemon = finalAt.get(p.workload.uri) ?? new Map()
-      const sel = JSON.stringify(p.selected.map((s) => [s.meshlet, s.replicas + s.finished]))
-      if (byDaemon.get(d.did)?.sel !== sel) byDaemon.set(d.did, { sel, at: performance.now() })
-      finalAt.set(p.workload.uri, byDaemon)
-    })
-  })
   const agreedAt = (uri: string): number | undefined => {
     const m = finalAt.get(uri)
     if (!m || m.size < n) return undefined
@@ -198,9 +204,9 @@ async function run(n: number): Promise<Result> {
     replicas: 1,
     createdAt: nowIso(),
   })
-  const opsNow = () => daemons.reduce((s, d) => s + d.ctx.writer.ops, 0)
-  const commitsNow = () => daemons.reduce((s, d) => s + d.ctx.writer.commits, 0)
-  const commitsBefore = commitsNow()
+  const opsNow = async () => (await countersNow()).reduce((s, c) => s + c.ops, 0)
+  const commitsNow = async () => (await countersNow()).reduce((s, c) => s + c.commits, 0)
+  const commitsBefore = await commitsNow()
 
   // Sequential placements, each timed from immediately before its create request is sent
   // to the moment the last meshlet evaluated it to the agreed selection; a floor chain
@@ -210,27 +216,27 @@ async function run(n: number): Promise<Result> {
   for (let i = 0; i < Math.max(SEQUENTIAL, HOPS); i++) {
     if (i < HOPS) {
       await measureChain()
-      await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
+      await allIdle()
     }
     if (i >= SEQUENTIAL) continue
     const owner = members[i % n].owner
-    const before = opsNow()
+    const before = await opsNow()
     const t0 = performance.now()
     const res = await owner.writer.create(COLLECTIONS.workload, spec())
     const deadline = performance.now() + 15_000
     let at: number | undefined
     while (!(at = agreedAt(res.uri)) && performance.now() < deadline) await sleep(2)
     latencies.push((at ?? deadline) - t0)
-    await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
-    sequentialOps += opsNow() - before
+    await allIdle()
+    sequentialOps += (await opsNow()) - before
   }
   await hop.close()
   hopDb.close()
 
-  await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
-  const opsAfterSequential = opsNow()
+  await allIdle()
+  const opsAfterSequential = await opsNow()
   // the burst: every create request sent at once, timed from before the first is sent
-  const loopBefore = performance.eventLoopUtilization()
+  const loopsBefore = (await countersNow()).map((c) => c.loop)
   const cpuBefore = process.cpuUsage()
   const networkCpuBefore = networkCpuMs()
   const t0 = performance.now()
@@ -242,14 +248,17 @@ async function run(n: number): Promise<Result> {
   const burstMs = Math.max(...burst.map((r) => agreedAt(r.uri) ?? deadline)) - t0
   const burstCpu = process.cpuUsage(cpuBefore)
   const burstNetworkCpuMs = networkCpuMs() - networkCpuBefore
-  const burstLoop = performance.eventLoopUtilization(loopBefore)
-  await Promise.all(daemons.map((d) => d.ctx.engine.idle()))
+  const loopsAfter = (await countersNow()).map((c) => c.loop)
+  // the busiest daemon thread (in-thread, every daemon's loop is this one)
+  const burstLoop = Math.max(...loopsAfter.map((after, i) => busyBetween(loopsBefore[i], after)))
+  await allIdle()
   await sleep(200)
-  const meshletCommits = commitsNow() - commitsBefore
+  const meshletCommits = (await commitsNow()) - commitsBefore
   const placements = SEQUENTIAL + BURST
   const burstAgreed = burst.filter((r) => agreedAt(r.uri) !== undefined).length
   const overlaps = [...confirmedSelf.values()].filter((s) => s.size > 1).length
 
+  const burstOps = (await opsNow()) - opsAfterSequential
   await Promise.all(daemons.map((d) => d.close()))
   await net.close()
   const p50 = quantile(latencies, 0.5)
@@ -257,6 +266,7 @@ async function run(n: number): Promise<Result> {
   return {
     meshlets: n,
     pds: PDS_LAYOUT,
+    daemons: DAEMON_LAYOUT,
     p50Ms: round1(p50),
     p99Ms: round1(quantile(latencies, 0.99)),
     placementsPerSec: round1((burstAgreed * 1000) / burstMs),
@@ -264,7 +274,7 @@ async function run(n: number): Promise<Result> {
     burst: BURST,
     // the owner's workload record plus every meshlet record (bids and statuses); bound: 1 + 2 x replicas
     writesPerPlacement: round1(1 + sequentialOps / SEQUENTIAL),
-    burstWritesPerPlacement: round1(1 + (opsNow() - opsAfterSequential) / BURST),
+    burstWritesPerPlacement: round1(1 + burstOps / BURST),
     commitsPerPlacement: round1(1 + meshletCommits / placements),
     overlaps,
     floorHopMs: round1(quantile(oneHop, 0.5)),
@@ -273,7 +283,7 @@ async function run(n: number): Promise<Result> {
     ratioToTwoHop: Math.round((p50 / floor) * 100) / 100,
     burstCpuMsPerPlacement: round1(((burstCpu.user + burstCpu.system) / 1000 + burstNetworkCpuMs) / Math.max(1, burstAgreed)),
     burstDaemonCpuMsPerPlacement: round1((burstCpu.user + burstCpu.system) / 1000 / Math.max(1, burstAgreed)),
-    burstLoopUtilization: Math.round(burstLoop.utilization * 100) / 100,
+    burstLoopUtilization: Math.round(burstLoop * 100) / 100,
   }
 }
 
@@ -281,7 +291,7 @@ const results: Result[] = []
 for (const n of (process.env.BENCH_SIZES ?? '3,10').split(',').map(Number)) {
   const r = await run(n)
   console.error(
-    `meshlets=${n} (PDS ${r.pds}): p50 ${r.p50Ms} ms = ${r.ratioToTwoHop}x the two-hop chain (${r.floorTwoHopMs} ms, p99 ${r.floorTwoHopP99Ms}; one hop ${r.floorHopMs}), burst ${r.burstAgreed}/${r.burst} agreed at ${r.placementsPerSec}/s (${r.burstCpuMsPerPlacement} ms CPU each, daemons ${r.burstDaemonCpuMsPerPlacement}; daemons' loop ${r.burstLoopUtilization} busy), ` +
+    `meshlets=${n} (PDS ${r.pds}, daemons ${r.daemons}): p50 ${r.p50Ms} ms = ${r.ratioToTwoHop}x the two-hop chain (${r.floorTwoHopMs} ms, p99 ${r.floorTwoHopP99Ms}; one hop ${r.floorHopMs}), burst ${r.burstAgreed}/${r.burst} agreed at ${r.placementsPerSec}/s (${r.burstCpuMsPerPlacement} ms CPU each, daemons ${r.burstDaemonCpuMsPerPlacement}; daemons' loop ${r.burstLoopUtilization} busy), ` +
       `${r.writesPerPlacement} records/placement (burst ${r.burstWritesPerPlacement}), ${r.commitsPerPlacement} commits/placement, ${r.overlaps} overlaps`,
   )
   results.push(r)
