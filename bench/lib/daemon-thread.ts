@@ -7,23 +7,14 @@ import { Meshlet } from '../../src/daemon/meshlet.js'
 import type { MeshletConfig } from '../../src/daemon/config.js'
 import type { Placement } from '../../src/scheduler/placement.js'
 import { silentLogger } from '../../src/util/logger.js'
-import type { FromDaemon, ToDaemon } from './daemons.js'
+import { placementSeen, type FromDaemon, type ToDaemon } from './daemons.js'
 
 const port = parentPort!
 const post = (m: FromDaemon) => port.postMessage(m)
 const daemon = await Meshlet.start(workerData as Partial<MeshletConfig>, { logger: silentLogger() })
 daemon.ctx.engine.listeners.add((p: Placement) => {
-  const confirmedSelf = p.confirmed.includes(daemon.did)
-  if (!confirmedSelf && p.phase !== 'placed') return
-  post({
-    kind: 'placement',
-    did: daemon.did,
-    uri: p.workload.uri,
-    placed: p.phase === 'placed',
-    selection: JSON.stringify(p.selected.map((s) => [s.meshlet, s.replicas + s.finished])),
-    confirmedSelf,
-    at: performance.timeOrigin + performance.now(),
-  })
+  const seen = placementSeen(daemon.did, p)
+  if (seen) post({ kind: 'placement', ...seen })
 })
 port.on('message', (m: ToDaemon) => {
   void (async () => {

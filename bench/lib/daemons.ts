@@ -40,6 +40,14 @@ export interface BenchDaemon {
   close(): Promise<void>
 }
 
+/** What a benchmark watches of one evaluation, or nothing when the daemon is neither confirmed nor the workload placed. */
+export function placementSeen(did: string, p: Placement): PlacementSeen | undefined {
+  const confirmedSelf = p.confirmed.includes(did)
+  if (!confirmedSelf && p.phase !== 'placed') return undefined
+  const selection = JSON.stringify(p.selected.map((s) => [s.meshlet, s.replicas + s.finished]))
+  return { did, uri: p.workload.uri, placed: p.phase === 'placed', selection, confirmedSelf, at: performance.timeOrigin + performance.now() }
+}
+
 export type ToDaemon = { kind: 'idle' | 'counters' | 'close'; id: number }
 export type FromDaemon =
   | ({ kind: 'placement' } & PlacementSeen)
@@ -55,10 +63,8 @@ export async function startDaemon(layout: DaemonLayout, config: Partial<MeshletC
 async function inThread(config: Partial<MeshletConfig>, onPlacement: (p: PlacementSeen) => void): Promise<BenchDaemon> {
   const d = await Meshlet.start(config, { logger: silentLogger() })
   d.ctx.engine.listeners.add((p: Placement) => {
-    const confirmedSelf = p.confirmed.includes(d.did)
-    if (!confirmedSelf && p.phase !== 'placed') return
-    const selection = JSON.stringify(p.selected.map((s) => [s.meshlet, s.replicas + s.finished]))
-    onPlacement({ did: d.did, uri: p.workload.uri, placed: p.phase === 'placed', selection, confirmedSelf, at: performance.timeOrigin + performance.now() })
+    const seen = placementSeen(d.did, p)
+    if (seen) onPlacement(seen)
   })
   return {
     did: d.did,
