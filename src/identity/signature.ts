@@ -6,7 +6,6 @@
 // secp256k1 or P-256, the message hashed with SHA-256, and the signature in 64-byte compact
 // form with a low S — so a malleated (high-S) or DER-encoded signature fails here as it
 // fails there. A key type OpenSSL cannot load falls back to @atproto/crypto.
-// Verification runs off the event loop, on libuv's thread pool.
 import crypto, { type KeyObject } from 'node:crypto'
 import { parseDidKey, verifySignature as verifyWithJs, P256_JWT_ALG, SECP256K1_JWT_ALG } from '@atproto/crypto'
 
@@ -57,9 +56,7 @@ export async function verifyDidKeySignature(didKey: string, data: Uint8Array, si
   if (!loaded) return verifyWithJs(didKey, data, sig)
   if (sig.length !== 64) return false // compact form only
   if (bigintOf(sig.subarray(32)) > loaded.halfOrder) return false // low S only
-  // with a callback, OpenSSL verifies on libuv's thread pool: the event loop, which every
-  // other firehose event and placement waits on, does not spend a verification per commit
-  return new Promise((resolve) => {
-    crypto.verify('sha256', data, { key: loaded.key, dsaEncoding: 'ieee-p1363' }, sig, (err, ok) => resolve(!err && ok))
-  })
+  // on the event loop: handing each verification to libuv's thread pool (crypto.verify with a
+  // callback) measured 1.3-1.7x the CPU per placement in bench:placement, for no gain in rate
+  return crypto.verify('sha256', data, { key: loaded.key, dsaEncoding: 'ieee-p1363' }, sig)
 }
