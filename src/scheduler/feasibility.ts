@@ -55,13 +55,5 @@ export function copiesOfRequest(workload: WorkloadRecord, capacity: CapacityReco
 /** How many replicas a meshlet's total capacity could hold at once (at least 1 if feasible). */
 export function maxSlots(workload: WorkloadRecord, capacity: CapacityRecord): number {
   if (!workload.allowPacking) return 1
-  const need = workload.resources
-  const have = capacity.total
-  let n = Math.min(
-    Math.floor(have.cpuMillis / need.cpuMillis),
-    Math.floor(have.memoryMiB / need.memoryMiB),
-    workload.replicas,
-  )
-  if ((need.gpus ?? 0) > 0) n = Math.min(n, Math.floor((capacity.gpus?.length ?? 0) / need.gpus!))
-  return Math.max(1, n)
+  return Math.max(1, Math.min(copiesOfRequest(workload, capacity), workload.replicas))
 }

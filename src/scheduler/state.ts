@@ -364,42 +364,32 @@ class Occupancy {
     if (old && old.start === start && old.end === end) return
     this.delete(statusUri)
     this.intervals.set(statusUri, { start, end })
-    this.starts.splice(countBelow(this.starts, start), 0, start)
-    this.ends.splice(countBelow(this.ends, end), 0, end)
+    this.starts.splice(countUpTo(this.starts, start, false), 0, start)
+    this.ends.splice(countUpTo(this.ends, end, false), 0, end)
   }
 
   delete(statusUri: string): boolean {
     const old = this.intervals.get(statusUri)
     if (!old) return false
     this.intervals.delete(statusUri)
-    this.starts.splice(countBelow(this.starts, old.start), 1)
-    this.ends.splice(countBelow(this.ends, old.end), 1)
+    this.starts.splice(countUpTo(this.starts, old.start, false), 1)
+    this.ends.splice(countUpTo(this.ends, old.end, false), 1)
     return true
   }
 
   activeAt(at: number): number {
     // every interval that ended by `at` also started by it
-    return countAtMost(this.starts, at) - countAtMost(this.ends, at)
+    return countUpTo(this.starts, at, true) - countUpTo(this.ends, at, true)
   }
 }
 
-function countBelow(sorted: number[], at: number): number {
+/** How many entries of a sorted array are below `at` (or at most `at`, when inclusive). */
+function countUpTo(sorted: number[], at: number, inclusive: boolean): number {
   let lo = 0
   let hi = sorted.length
   while (lo < hi) {
     const mid = (lo + hi) >> 1
-    if (sorted[mid] < at) lo = mid + 1
-    else hi = mid
-  }
-  return lo
-}
-
-function countAtMost(sorted: number[], at: number): number {
-  let lo = 0
-  let hi = sorted.length
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1
-    if (sorted[mid] <= at) lo = mid + 1
+    if (sorted[mid] < at || (inclusive && sorted[mid] === at)) lo = mid + 1
     else hi = mid
   }
   return lo
