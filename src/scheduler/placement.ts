@@ -597,7 +597,7 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
     selected,
     confirmed: selected.filter((s) => s.confirmed && s.replicas > 0).map((s) => s.meshlet),
     nextRound,
-    reason: phase === 'queued' || phase === 'failed' ? shortfallReason(w.replicas - placed, phase, whyNot, candidates.length) : null,
+    reason: phase === 'queued' || phase === 'failed' ? shortfallReason(w.replicas - placed, phase, whyNot, candidates.length, candidates.filter((c) => !selected.some((s) => s.meshlet === c.did)).length) : null,
     queueDeadline,
     whyNot: [...whyNot].map(([meshlet, reason]) => ({ meshlet, reason })).sort((a, b) => cmp(a.meshlet, b.meshlet)),
     rejected,
@@ -606,12 +606,19 @@ export function place(state: PublicState, workloadUri: string, now: number, opts
 }
 
 /** One line: how many replicas wait, and the reasons counted (e.g. "2 declined:no room"). */
-function shortfallReason(missing: number, phase: Phase, whyNot: Map<string, WhyNot>, candidates: number): string {
+function shortfallReason(missing: number, phase: Phase, whyNot: Map<string, WhyNot>, candidates: number, candidatesHoldingNone: number): string {
   const counts = new Map<string, number>()
   for (const why of whyNot.values()) counts.set(why, (counts.get(why) ?? 0) + 1)
   const parts = [...counts].sort((a, b) => b[1] - a[1] || cmp(a[0], b[0])).map(([why, n]) => `${n} ${why}`)
   const head = phase === 'failed' ? `${missing} replica(s) unplaced at the queue timeout` : `${missing} replica(s) queued`
-  return `${head}: ${candidates === 0 ? 'no eligible meshlet' : 'no meshlet with room'}${parts.length ? ` (${parts.join(', ')})` : ''}`
+  // every candidate already holds what it offered: more replicas than the commune can spread them over
+  const why =
+    candidates === 0
+      ? 'no eligible meshlet'
+      : candidatesHoldingNone === 0
+        ? `every eligible meshlet (${candidates}) holds all it can take`
+        : 'no meshlet with room'
+  return `${head}: ${why}${parts.length ? ` (${parts.join(', ')})` : ''}`
 }
 
 function cmp(a: string, b: string): number {

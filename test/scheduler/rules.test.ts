@@ -303,6 +303,17 @@ describe('queueing', () => {
     expect(done).toMatchObject({ phase: 'placed', placed: 3, confirmed: [M[a], M[c], M[d]] })
   })
 
+  it('more replicas than meshlets can spread over: the reason says every eligible meshlet holds all it can take', () => {
+    const w = workload({ replicas: 5 })
+    const [a, b, c, d] = order(w)
+    const p = place(build(commune(), [w], [bid(w, a), bid(w, b), bid(w, c), bid(w, d)]), w.stored.uri, T0 + 500)!
+    expect(p).toMatchObject({ phase: 'queued', placed: 4, wanted: 5, whyNot: [] })
+    expect(p.reason).toBe('1 replica(s) queued: every eligible meshlet (4) holds all it can take')
+    // one candidate without a replica makes it a shortage of room again
+    const q = place(build(commune(), [w], [bid(w, a), bid(w, b), bid(w, c), bid(w, d, { decline: true })]), w.stored.uri, T0 + 500)!
+    expect(q.reason).toBe('2 replica(s) queued: no meshlet with room (1 declined:no room)')
+  })
+
   it('a workload that nobody can run stays queued, then fails at its queue timeout with the reason', () => {
     const w = workload({ resources: { cpuMillis: 512_000, memoryMiB: 64 }, queueTimeoutSeconds: 60 })
     const queued = place(build(commune(), [w]), w.stored.uri, T0 + 1000)!
