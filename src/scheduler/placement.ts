@@ -52,7 +52,13 @@ export interface Candidate {
   grant?: string
   /** Came online after the workload was created: ranked after those that were there, and not in round 0. */
   late: boolean
-  /** For a late joiner: when it came online (ms), by its own heartbeat record. */
+  /**
+   * Came online less than SETTLE_MS before the workload was created: a view may not hold its
+   * heartbeat yet, so it ranks after those whose coming online had settled (by score among
+   * the fresh ones, and in round 0 still).
+   */
+  fresh: boolean
+  /** For a late or fresh joiner: when it came online (ms), by its own heartbeat record. */
   since: number | null
   /**
    * Its status records showed it full a settled while before the workload was created: as
@@ -212,6 +218,7 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
       room,
       // no margin: a meshlet acts only on its own view, which always holds its own latest capacity record
       late: since > createdAt,
+      fresh: since <= createdAt && since + SETTLE_MS > createdAt,
       full: room <= 0,
       tie: rendezvous(workload.uri, did),
       since,
@@ -220,13 +227,17 @@ export function rankCandidates(state: PublicState, workload: Stored<WorkloadReco
   // fair share from what the candidates themselves served and recorded (see balances)
   const balance = balances(state, createdAt - SETTLE_MS, out.map((c) => c.did).sort())
   for (const c of out) c.score = score(c.via === 'own', balance.get(c.owner) ?? 0, c.room)
+  // settled, then fresh, then late joiners (in the order they came online): a view that has
+  // not yet received a newcomer's heartbeat is missing only someone ranked below every
+  // meshlet whose coming online had settled, so it cannot confirm one the newcomer outranks
+  const tier = (c: Candidate) => (c.late ? 2 : c.fresh ? 1 : 0)
   out.sort((a, b) => {
-    if (a.late !== b.late) return a.late ? 1 : -1
+    if (tier(a) !== tier(b)) return tier(a) - tier(b)
     if (a.late) return a.since - b.since || cmp(a.tie, b.tie) || cmp(a.did, b.did)
     if (a.full !== b.full) return a.full ? 1 : -1
     return b.score - a.score || cmp(a.tie, b.tie) || cmp(a.did, b.did)
   })
-  return { candidates: out.map(({ tie: _t, since, room: _room, ...c }) => ({ ...c, since: c.late ? since : null })), excluded }
+  return { candidates: out.map(({ tie: _t, since, room: _room, ...c }) => ({ ...c, since: c.late || c.fresh ? since : null })), excluded }
 }
 
 function onlineSince(state: PublicState, meshlet: string): number {

@@ -3,7 +3,7 @@
 // safety (no two meshlets confirmed for one replica) however records are delayed.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ANSWER_DEADLINE_MS, place } from '../../src/scheduler/placement.js'
+import { ANSWER_DEADLINE_MS, place, SETTLE_MS } from '../../src/scheduler/placement.js'
 import { isFinal } from '../../src/scheduler/replica.js'
 import { bidRecord, bidsArb, buildWorld, mulberry32, rec, stateOf, statusesArb, statusRecord, T0, worldArb, type Rec, type World } from './world.js'
 
@@ -211,6 +211,44 @@ describe('answer deadline (properties)', () => {
       }),
       { numRuns: 400 },
     )
+  })
+})
+
+describe('newcomers (properties)', () => {
+  it('safety: a meshlet that came online less than a settled while before the workload never lets the views that have not seen it yet and those that have confirm more than replicas', () => {
+    let newcomerConfirmed = 0
+    fc.assert(
+      fc.property(deadlineWorld, fc.nat(6), fc.integer({ min: 0, max: SETTLE_MS - 1 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), (world, k, ago, seed) => {
+        const newcomer = world.meshlets[k % world.meshlets.length]
+        const rand = mulberry32(seed)
+        // the others have been online for long; the newcomer's first heartbeat is `ago` old at the workload's creation
+        const records = world.records.map((r) => {
+          if (r.collection !== 'commune.scheduler.capacity') return r
+          const since = r.stored.did === newcomer ? T0 - ago : T0 - 3_600_000
+          return rec('commune.scheduler.capacity', r.stored.did, 'self', { ...(r.stored.record as object), onlineSince: new Date(since).toISOString(), updatedAt: new Date(Math.max(since, T0 - 1000)).toISOString() } as never)
+        })
+        // everyone answers round 0 once, within its due time
+        const declines = rand()
+        const answers = world.meshlets.map((_, i) => bidRecord(world, { meshlet: i, offsetMs: 100 + Math.floor(rand() * 5000), decline: rand() < declines, slots: 1, wrongCid: false, round: 0, rkey: uniqueKey('3knewcomer0', i) }))
+        const uri = world.workload.stored.uri
+        const withoutNewcomer = records.filter((r) => !(r.collection === 'commune.scheduler.capacity' && r.stored.did === newcomer))
+        const confirmed = new Set<string>()
+        const confirm = (recs: Rec[]) => {
+          for (const m of place(stateOf(recs), uri, T0 + 10_000)!.confirmed) confirmed.add(m)
+        }
+        // views that have not received its heartbeat yet, each with some of the answers
+        for (let v = 0; v < 3; v++) confirm([...withoutNewcomer, world.workload, ...prefixPerRepo(answers, rand)])
+        // the newcomer's own view (it always holds its own heartbeat and answer), and others that caught up
+        const own = answers.filter((a) => a.stored.did === newcomer)
+        confirm([...records, world.workload, ...own, ...prefixPerRepo(answers, rand)])
+        confirm([...records, world.workload, ...answers])
+        if (confirmed.has(newcomer)) newcomerConfirmed++
+        const slots = [...confirmed].length
+        expect(slots).toBeLessThanOrEqual(place(stateOf([...records, world.workload]), uri, T0)!.wanted)
+      }),
+      { numRuns: 500 },
+    )
+    expect(newcomerConfirmed).toBeGreaterThan(10) // the newcomer does take work
   })
 })
 

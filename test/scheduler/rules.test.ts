@@ -334,6 +334,22 @@ describe('late joiners', () => {
     expect(p.candidates.at(-1)).toMatchObject({ did: M[late], late: true })
     expect(p.invited).toEqual([M[before[1]]])
   })
+
+  it('meshlets that came online less than a settled while before the workload rank after the settled ones (by score among themselves) and are asked in round 0', () => {
+    const w = workload()
+    const before = order(w)
+    expect(before[0]).toBe(0) // the owner's own meshlet ranks first when all have settled
+    const since = (i: number) => (i === 0 ? T0 - 5000 : i === before[1] ? T0 - 20_000 : T0 - SETTLE_MS)
+    const recs = commune({ capacity: (i) => ({ onlineSince: iso(since(i)) }) })
+    const p = place(build(recs, [w]), w.stored.uri, T0 + 20)!
+    const settled = before.filter((i) => i !== 0 && i !== before[1])
+    expect(p.candidates.map((c) => M.indexOf(c.did))).toEqual([...settled, 0, before[1]])
+    expect(p.candidates.slice(-2)).toMatchObject([{ fresh: true, late: false, since: T0 - 5000 }, { fresh: true, late: false, since: T0 - 20_000 }])
+    expect(p.candidates[0]).toMatchObject({ fresh: false, since: null })
+    // the settled ones declining, round 0 asks the newcomers next
+    const asked = place(build(recs, [w], settled.map((i) => bid(w, i, { decline: true }))), w.stored.uri, T0 + 500)!
+    expect(asked.invited).toEqual([M[0]])
+  })
 })
 
 describe('finality and loss', () => {
