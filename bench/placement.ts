@@ -74,6 +74,14 @@ interface Result {
   burstCpuMsPerPlacement: number
   burstDaemonCpuMsPerPlacement: number
   burstLoopUtilization: number
+  /**
+   * When, after the burst's first request, the PDS had acknowledged the last create, and
+   * when the first agreement and the median one came: offers queue at the PDS behind the
+   * creates still in flight, so agreements start about when the last create is acknowledged.
+   */
+  burstLastAckMs: number
+  burstFirstAgreedMs: number
+  burstMedianAgreedMs: number
 }
 
 function quantile(xs: number[], q: number): number {
@@ -240,12 +248,19 @@ async function run(n: number): Promise<Result> {
   const cpuBefore = process.cpuUsage()
   const networkCpuBefore = networkCpuMs()
   const t0 = performance.now()
+  const acked: number[] = []
   const burst = await Promise.all(
-    Array.from({ length: BURST }, (_, i) => members[i % n].owner.writer.create(COLLECTIONS.workload, spec())),
+    Array.from({ length: BURST }, (_, i) =>
+      members[i % n].owner.writer.create(COLLECTIONS.workload, spec()).then((r) => {
+        acked.push(performance.now() - t0)
+        return r
+      }),
+    ),
   )
   const deadline = performance.now() + 60_000
   while (burst.some((r) => !agreedAt(r.uri)) && performance.now() < deadline) await sleep(5)
   const burstMs = Math.max(...burst.map((r) => agreedAt(r.uri) ?? deadline)) - t0
+  const agreedAfter = burst.map((r) => agreedAt(r.uri)).filter((at) => at !== undefined).map((at) => at - t0)
   const burstCpu = process.cpuUsage(cpuBefore)
   const burstNetworkCpuMs = networkCpuMs() - networkCpuBefore
   const loopsAfter = (await countersNow()).map((c) => c.loop)
@@ -284,6 +299,9 @@ async function run(n: number): Promise<Result> {
     burstCpuMsPerPlacement: round1(((burstCpu.user + burstCpu.system) / 1000 + burstNetworkCpuMs) / Math.max(1, burstAgreed)),
     burstDaemonCpuMsPerPlacement: round1((burstCpu.user + burstCpu.system) / 1000 / Math.max(1, burstAgreed)),
     burstLoopUtilization: Math.round(burstLoop * 100) / 100,
+    burstLastAckMs: Math.round(Math.max(...acked)),
+    burstFirstAgreedMs: Math.round(Math.min(...agreedAfter)),
+    burstMedianAgreedMs: Math.round(quantile(agreedAfter, 0.5)),
   }
 }
 
@@ -291,7 +309,7 @@ const results: Result[] = []
 for (const n of (process.env.BENCH_SIZES ?? '3,10').split(',').map(Number)) {
   const r = await run(n)
   console.error(
-    `meshlets=${n} (PDS ${r.pds}, daemons ${r.daemons}): p50 ${r.p50Ms} ms = ${r.ratioToTwoHop}x the two-hop chain (${r.floorTwoHopMs} ms, p99 ${r.floorTwoHopP99Ms}; one hop ${r.floorHopMs}), burst ${r.burstAgreed}/${r.burst} agreed at ${r.placementsPerSec}/s (${r.burstCpuMsPerPlacement} ms CPU each, daemons ${r.burstDaemonCpuMsPerPlacement}; daemons' loop ${r.burstLoopUtilization} busy), ` +
+    `meshlets=${n} (PDS ${r.pds}, daemons ${r.daemons}): p50 ${r.p50Ms} ms = ${r.ratioToTwoHop}x the two-hop chain (${r.floorTwoHopMs} ms, p99 ${r.floorTwoHopP99Ms}; one hop ${r.floorHopMs}), burst ${r.burstAgreed}/${r.burst} agreed at ${r.placementsPerSec}/s (${r.burstCpuMsPerPlacement} ms CPU each, daemons ${r.burstDaemonCpuMsPerPlacement}; daemons' loop ${r.burstLoopUtilization} busy; last create acknowledged at ${r.burstLastAckMs} ms, first agreed ${r.burstFirstAgreedMs}, median ${r.burstMedianAgreedMs}), ` +
       `${r.writesPerPlacement} records/placement (burst ${r.burstWritesPerPlacement}), ${r.commitsPerPlacement} commits/placement, ${r.overlaps} overlaps`,
   )
   results.push(r)

@@ -1,12 +1,13 @@
-// Commit authentication: OpenSSL signature checks that agree with @atproto/crypto's rules,
+// Commit authentication: signature checks (libsecp256k1 for secp256k1 keys, OpenSSL for the
+// rest and as the fallback) that agree with @atproto/crypto's rules,
 // and op proofs on real commits from a real PDS's firehose, genuine and tampered.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import fc from 'fast-check'
 import { P256Keypair, Secp256k1Keypair, verifySignature, type Keypair } from '@atproto/crypto'
 import { BlockMap, signCommit, type Commit } from '@atproto/repo'
 import { decode as cborDecode } from '@atproto/lex-cbor'
 import { Firehose, type CommitEvt } from '@atproto/sync'
-import { verifyDidKeySignature } from '../src/identity/signature.js'
+import { secp256k1Verifier, verifyDidKeySignature } from '../src/identity/signature.js'
 import { CommitProver } from '../src/sync/commit-proof.js'
 import type { DevNetwork, DevAccount } from '../src/dev/network.js'
 import { COLLECTIONS } from '../src/records/index.js'
@@ -37,15 +38,27 @@ function der(sig: Uint8Array): Uint8Array {
   return Buffer.concat([Buffer.from([0x30, body.length]), body])
 }
 
-describe('signature verification through OpenSSL', () => {
+describe('signature verification through libsecp256k1 and OpenSSL', () => {
   const keypairs: { name: keyof typeof ORDERS; kp: Keypair }[] = []
+  let opensslOnly: typeof verifyDidKeySignature
   beforeAll(async () => {
     keypairs.push({ name: 'secp256k1', kp: await Secp256k1Keypair.create() }, { name: 'secp256k1', kp: await Secp256k1Keypair.create() })
     keypairs.push({ name: 'p256', kp: await P256Keypair.create() }, { name: 'p256', kp: await P256Keypair.create() })
+    // the same module loaded without the native binding: what a platform without a prebuild runs
+    vi.stubEnv('MESHLET_NO_LIBSECP256K1', '1')
+    vi.resetModules()
+    const fallback = await import('../src/identity/signature.js')
+    vi.unstubAllEnvs()
+    expect(fallback.secp256k1Verifier).toBe('openssl')
+    opensslOnly = fallback.verifyDidKeySignature
   })
 
-  it('gives @atproto/crypto\'s verdict on genuine, tampered, malleated, DER and foreign signatures', async () => {
-    const tampers = ['genuine', 'message bit', 'signature bit', 'high S', 'DER', 'other key', 'truncated'] as const
+  it('uses libsecp256k1 for secp256k1 keys on this platform (linux-x64 has a prebuilt binding)', () => {
+    expect(secp256k1Verifier).toBe('libsecp256k1')
+  })
+
+  it('gives @atproto/crypto\'s verdict on genuine, tampered, malleated, DER, out-of-range and foreign signatures, through either verifier', async () => {
+    const tampers = ['genuine', 'message bit', 'signature bit', 'high S', 'DER', 'other key', 'truncated', 'r out of range'] as const
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ minLength: 0, maxLength: 300 }), fc.nat(3), fc.constantFrom(...tampers), fc.nat(), async (msg, k, tamper, bit) => {
         const { name, kp } = keypairs[k]
@@ -65,11 +78,13 @@ describe('signature verification through OpenSSL', () => {
         if (tamper === 'DER') sig = der(sig)
         if (tamper === 'other key') didKey = other.did()
         if (tamper === 'truncated') sig = sig.subarray(0, 63)
+        if (tamper === 'r out of range') sig = Uint8Array.from([...new Uint8Array(32).fill(0xff), ...sig.subarray(32)])
         // @atproto/crypto throws on a signature of the wrong length: rejected, as a false is
         const expected = await verifySignature(didKey, data, sig).catch(() => false)
         expect(await verifyDidKeySignature(didKey, data, sig)).toBe(expected)
+        expect(await opensslOnly(didKey, data, sig)).toBe(expected)
         if (tamper === 'genuine') expect(expected).toBe(true)
-        if (tamper === 'high S' || tamper === 'DER' || tamper === 'other key' || tamper === 'truncated') expect(expected).toBe(false)
+        if (tamper === 'high S' || tamper === 'DER' || tamper === 'other key' || tamper === 'truncated' || tamper === 'r out of range') expect(expected).toBe(false)
       }),
       { numRuns: 300 },
     )
