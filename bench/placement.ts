@@ -79,6 +79,8 @@ interface Result {
    * when the first agreement and the median one came: offers queue at the PDS behind the
    * creates still in flight, so agreements start about when the last create is acknowledged.
    */
+  /** Meshlet write attempts the PDS refused or left unanswered during the run (each retried by the outbox, after a backoff). */
+  failedWrites: number
   burstLastAckMs: number
   burstFirstAgreedMs: number
   burstMedianAgreedMs: number
@@ -274,6 +276,7 @@ async function run(n: number): Promise<Result> {
   const overlaps = [...confirmedSelf.values()].filter((s) => s.size > 1).length
 
   const burstOps = (await opsNow()) - opsAfterSequential
+  const failedWrites = (await countersNow()).reduce((s, c) => s + c.failedWrites, 0)
   await Promise.all(daemons.map((d) => d.close()))
   await net.close()
   const p50 = quantile(latencies, 0.5)
@@ -299,6 +302,7 @@ async function run(n: number): Promise<Result> {
     burstCpuMsPerPlacement: round1(((burstCpu.user + burstCpu.system) / 1000 + burstNetworkCpuMs) / Math.max(1, burstAgreed)),
     burstDaemonCpuMsPerPlacement: round1((burstCpu.user + burstCpu.system) / 1000 / Math.max(1, burstAgreed)),
     burstLoopUtilization: Math.round(burstLoop * 100) / 100,
+    failedWrites,
     burstLastAckMs: Math.round(Math.max(...acked)),
     burstFirstAgreedMs: Math.round(Math.min(...agreedAfter)),
     burstMedianAgreedMs: Math.round(quantile(agreedAfter, 0.5)),
@@ -310,7 +314,7 @@ for (const n of (process.env.BENCH_SIZES ?? '3,10').split(',').map(Number)) {
   const r = await run(n)
   console.error(
     `meshlets=${n} (PDS ${r.pds}, daemons ${r.daemons}): p50 ${r.p50Ms} ms = ${r.ratioToTwoHop}x the two-hop chain (${r.floorTwoHopMs} ms, p99 ${r.floorTwoHopP99Ms}; one hop ${r.floorHopMs}), burst ${r.burstAgreed}/${r.burst} agreed at ${r.placementsPerSec}/s (${r.burstCpuMsPerPlacement} ms CPU each, daemons ${r.burstDaemonCpuMsPerPlacement}; daemons' loop ${r.burstLoopUtilization} busy; last create acknowledged at ${r.burstLastAckMs} ms, first agreed ${r.burstFirstAgreedMs}, median ${r.burstMedianAgreedMs}), ` +
-      `${r.writesPerPlacement} records/placement (burst ${r.burstWritesPerPlacement}), ${r.commitsPerPlacement} commits/placement, ${r.overlaps} overlaps`,
+      `${r.writesPerPlacement} records/placement (burst ${r.burstWritesPerPlacement}), ${r.commitsPerPlacement} commits/placement, ${r.failedWrites} failed writes, ${r.overlaps} overlaps`,
   )
   results.push(r)
 }

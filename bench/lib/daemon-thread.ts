@@ -21,7 +21,7 @@ port.on('message', (m: ToDaemon) => {
     if (m.kind === 'idle') await daemon.ctx.engine.idle()
     if (m.kind === 'close') await daemon.close()
     const w = daemon.ctx.writer
-    post({ kind: 'reply', id: m.id, ops: w.ops, commits: w.commits, capacities: daemon.ctx.state.capacities.size, loop: performance.eventLoopUtilization() })
+    post({ kind: 'reply', id: m.id, ops: w.ops, commits: w.commits, failedWrites: daemon.ctx.outbox.stats.failedAttempts, capacities: daemon.ctx.state.capacities.size, loop: performance.eventLoopUtilization() })
   })()
 })
 post({ kind: 'ready', did: daemon.did })

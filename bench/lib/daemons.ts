@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads'
 import { Meshlet } from '../../src/daemon/meshlet.js'
 import type { MeshletConfig } from '../../src/daemon/config.js'
 import type { Placement } from '../../src/scheduler/placement.js'
-import { silentLogger } from '../../src/util/logger.js'
+import { createLogger, silentLogger } from '../../src/util/logger.js'
 
 /** A placement as a benchmark watches it: reported when the daemon is confirmed or the workload is placed. */
 export interface PlacementSeen {
@@ -28,6 +28,8 @@ export interface DaemonCounters {
   /** Repo ops and commits the daemon wrote so far. */
   ops: number
   commits: number
+  /** Write attempts the PDS refused or did not answer (the outbox retried them with backoff). */
+  failedWrites: number
   /** Capacity records (heartbeats) it knows. */
   capacities: number
   loop: EventLoopUtilization
@@ -61,7 +63,9 @@ export async function startDaemon(layout: DaemonLayout, config: Partial<MeshletC
 }
 
 async function inThread(config: Partial<MeshletConfig>, onPlacement: (p: PlacementSeen) => void): Promise<BenchDaemon> {
-  const d = await Meshlet.start(config, { logger: silentLogger() })
+  // BENCH_LOG_LEVEL (warn, info, …) lets the daemons log to stdout, for a run that went wrong
+  const level = process.env.BENCH_LOG_LEVEL
+  const d = await Meshlet.start(config, { logger: level ? createLogger('meshlet', level) : silentLogger() })
   d.ctx.engine.listeners.add((p: Placement) => {
     const seen = placementSeen(d.did, p)
     if (seen) onPlacement(seen)
@@ -69,7 +73,7 @@ async function inThread(config: Partial<MeshletConfig>, onPlacement: (p: Placeme
   return {
     did: d.did,
     idle: () => d.ctx.engine.idle(),
-    counters: async () => ({ ops: d.ctx.writer.ops, commits: d.ctx.writer.commits, capacities: d.ctx.state.capacities.size, loop: performance.eventLoopUtilization() }),
+    counters: async () => ({ ops: d.ctx.writer.ops, commits: d.ctx.writer.commits, failedWrites: d.ctx.outbox.stats.failedAttempts, capacities: d.ctx.state.capacities.size, loop: performance.eventLoopUtilization() }),
     close: () => d.close(),
   }
 }
