@@ -125,10 +125,12 @@ function specFile(name: string, command: string[]): string {
 }
 
 /** Wall time of `meshlet submit --wait` for a job that prints one line, and the line back through `meshlet logs`. */
-async function submitAndWait(call: (args: string[], timeoutMs?: number) => ReturnType<typeof cli>, name: string) {
+async function submitAndWait(call: (args: string[], timeoutMs?: number) => ReturnType<typeof cli>, name: string, diagnose?: () => Promise<string>) {
   const started = Date.now()
-  const r = await call(['submit', specFile(name, ['sh', '-c', `echo ${name} ran here`]), '--wait'], 10 * MINUTE)
+  // the CLI gives up first, with the placement's phase and reason in its one line
+  const r = await call(['submit', specFile(name, ['sh', '-c', `echo ${name} ran here`]), '--wait', '--timeout', '480'], 10 * MINUTE)
   const ms = Date.now() - started
+  if (r.code !== 0 && diagnose) console.error(`submit of ${name} failed: ${r.stderr}\n${await diagnose().catch((err: Error) => `(no diagnosis: ${err.message})`)}`)
   expect(r.code, r.stderr).toBe(0)
   const [uri, ...lines] = r.stdout.trim().split('\n')
   expect(lines.join('\n')).toMatch(/: succeeded, exit 0/)
@@ -220,7 +222,9 @@ describe('docker-compose: a commune on one host', () => {
     )
 
     // a job submitted from the host succeeds, and its output comes back through the meshlet that ran it
-    const hello = await submitAndWait(asAlice, 'hello-compose')
+    // what the meshlets logged, should the job not finish
+    const composeLogs = async () => (await compose(['logs', '--no-color', '--tail', '150', ...MESHLETS], { ok: false, timeoutMs: MINUTE })).out
+    const hello = await submitAndWait(asAlice, 'hello-compose', composeLogs)
     numbers.composeSubmitToSucceededMs = hello.ms
     const logs = await asAlice(['logs', hello.uri])
     expect(logs.code, logs.stderr).toBe(0)
