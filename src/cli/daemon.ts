@@ -109,7 +109,8 @@ export function daemonConfig(v: Values, env = process.env): MeshletConfig {
     // it holds the meshlet's app password: its user's only, whoever wrote it
     chmodIfExists(configPath, 0o600)
   }
-  const str = (flag: string, envName: string) => (v[flag] as string | undefined) ?? env[envName]
+  // an empty variable is unset: compose passes `${X:-}` through as ''
+  const str = (flag: string, envName: string) => (v[flag] as string | undefined) ?? (env[envName] || undefined)
   const int = (flag: string, envName: string) => {
     const s = str(flag, envName)
     if (s === undefined) return undefined
