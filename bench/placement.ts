@@ -277,6 +277,16 @@ async function run(n: number): Promise<Result> {
 
   const burstOps = (await opsNow()) - opsAfterSequential
   const failedWrites = (await countersNow()).reduce((s, c) => s + c.failedWrites, 0)
+  const unagreed = burst.filter((r) => agreedAt(r.uri) === undefined).map((r) => r.uri)
+  if (unagreed.length) {
+    // not an answer but where to look: how each meshlet sees the first few, now that all are idle
+    const asked = unagreed.slice(0, 3)
+    const views = await Promise.all(daemons.map((d) => d.counters(asked)))
+    for (const uri of asked) {
+      console.error(`not agreed: ${uri}`)
+      daemons.forEach((d, i) => console.error(`  ${d.did.slice(-6)}: ${views[i].views[uri]}`))
+    }
+  }
   await Promise.all(daemons.map((d) => d.close()))
   await net.close()
   const p50 = quantile(latencies, 0.5)

@@ -33,12 +33,15 @@ export interface DaemonCounters {
   /** Capacity records (heartbeats) it knows. */
   capacities: number
   loop: EventLoopUtilization
+  /** How it sees each workload asked about (`describePlacement`). */
+  views: Record<string, string>
 }
 
 export interface BenchDaemon {
   did: string
   idle(): Promise<void>
-  counters(): Promise<DaemonCounters>
+  /** Its counters, and how it sees the workloads named (for a run in which some did not agree). */
+  counters(uris?: string[]): Promise<DaemonCounters>
   close(): Promise<void>
 }
 
@@ -50,7 +53,32 @@ export function placementSeen(did: string, p: Placement): PlacementSeen | undefi
   return { did, uri: p.workload.uri, placed: p.phase === 'placed', selection, confirmedSelf, at: performance.timeOrigin + performance.now() }
 }
 
-export type ToDaemon = { kind: 'idle' | 'counters' | 'close'; id: number }
+/** One line of what a daemon's placement of a workload says: where its round stands and whom it waits for. */
+export function describePlacement(p: Placement | undefined): string {
+  if (!p) return 'workload unknown'
+  const short = (did: string) => did.slice(-6)
+  const sel = p.selected.map((a) => `${short(a.meshlet)}×${a.replicas + a.finished}`).join(',')
+  const answers = p.answers.filter((a) => a.round === p.round).map((a) => `${short(a.did)}:${a.accept ? 'offer' : 'decline'}`).join(',')
+  return (
+    `${p.phase} round ${p.round} placed ${p.placed}/${p.wanted} settled ${p.settled} selected [${sel}] confirmed [${p.confirmed.map(short)}] ` +
+    `invited [${p.invited.map(short)}] answers [${answers}] rejected ${p.rejected.map((r) => r.reason).join(',') || 0}` +
+    `${p.reason ? ` reason: ${p.reason}` : ''} next deadline ${p.nextDeadline === null ? 'none' : `in ${Math.round(p.nextDeadline - Date.now())} ms`}`
+  )
+}
+
+export function countersOf(d: Meshlet, uris: string[] = []): DaemonCounters {
+  const w = d.ctx.writer
+  return {
+    ops: w.ops,
+    commits: w.commits,
+    failedWrites: d.ctx.outbox.stats.failedAttempts,
+    capacities: d.ctx.state.capacities.size,
+    loop: performance.eventLoopUtilization(),
+    views: Object.fromEntries(uris.map((u) => [u, describePlacement(d.ctx.engine.placement(u))])),
+  }
+}
+
+export type ToDaemon = { kind: 'idle' | 'counters' | 'close'; id: number; uris?: string[] }
 export type FromDaemon =
   | ({ kind: 'placement' } & PlacementSeen)
   | ({ kind: 'reply'; id: number } & DaemonCounters)
@@ -73,7 +101,7 @@ async function inThread(config: Partial<MeshletConfig>, onPlacement: (p: Placeme
   return {
     did: d.did,
     idle: () => d.ctx.engine.idle(),
-    counters: async () => ({ ops: d.ctx.writer.ops, commits: d.ctx.writer.commits, failedWrites: d.ctx.outbox.stats.failedAttempts, capacities: d.ctx.state.capacities.size, loop: performance.eventLoopUtilization() }),
+    counters: async (uris) => countersOf(d, uris),
     close: () => d.close(),
   }
 }
@@ -109,13 +137,13 @@ class ThreadDaemon implements BenchDaemon {
     return daemon
   }
 
-  private ask(kind: ToDaemon['kind']): Promise<DaemonCounters> {
+  private ask(kind: ToDaemon['kind'], uris?: string[]): Promise<DaemonCounters> {
     if (this.failed) return Promise.reject(this.failed)
     if (this.closing) return Promise.reject(new Error(`daemon thread ${this.did} is closed`))
     const id = this.next++
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject })
-      this.worker.postMessage({ kind, id } satisfies ToDaemon)
+      this.worker.postMessage({ kind, id, uris } satisfies ToDaemon)
     })
   }
 
@@ -135,8 +163,8 @@ class ThreadDaemon implements BenchDaemon {
     await this.ask('idle')
   }
 
-  counters(): Promise<DaemonCounters> {
-    return this.ask('counters')
+  counters(uris?: string[]): Promise<DaemonCounters> {
+    return this.ask('counters', uris)
   }
 
   async close(): Promise<void> {
