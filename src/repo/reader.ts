@@ -2,6 +2,7 @@
 // whichever PDS the caller happens to be logged in to.
 import { AtpAgent } from '@atproto/api'
 import type { IdResolver } from '@atproto/identity'
+import { RESOLVE_RETRY_DELAYS_MS, resolveRetrying } from '../identity/resolver.js'
 import { validateRecord, type Collection, type RecordTypes } from '../records/index.js'
 
 export interface ReadRecord<C extends Collection> {
@@ -18,14 +19,21 @@ export type ReadResult<C extends Collection> =
 export class RepoReader {
   private agents = new Map<string, AtpAgent>()
 
-  constructor(readonly idResolver: IdResolver) {}
+  constructor(
+    readonly idResolver: IdResolver,
+    private readonly retryDelaysMs: readonly number[] = RESOLVE_RETRY_DELAYS_MS,
+  ) {}
 
   async pdsFor(did: string): Promise<string | undefined> {
+    return (await this.resolvePds(did)).pds
+  }
+
+  /** The DID's PDS, or why there is none; a directory slow to answer is asked again first. */
+  private async resolvePds(did: string): Promise<{ pds?: string; why?: string }> {
     try {
-      const data = await this.idResolver.did.resolveAtprotoData(did)
-      return data.pds
-    } catch {
-      return undefined
+      return { pds: (await resolveRetrying(() => this.idResolver.did.resolveAtprotoData(did), this.retryDelaysMs)).pds }
+    } catch (err) {
+      return { why: (err as Error).message }
     }
   }
 
@@ -39,8 +47,8 @@ export class RepoReader {
   }
 
   async get<C extends Collection>(did: string, collection: C, rkey: string): Promise<ReadResult<C>> {
-    const pds = await this.pdsFor(did)
-    if (!pds) return { ok: false, reason: 'unresolvable', detail: `cannot resolve ${did} to a PDS` }
+    const { pds, why } = await this.resolvePds(did)
+    if (!pds) return { ok: false, reason: 'unresolvable', detail: `cannot resolve ${did} to a PDS: ${why}` }
     let res
     try {
       res = await this.agentFor(pds).com.atproto.repo.getRecord({ repo: did, collection, rkey })
@@ -61,8 +69,8 @@ export class RepoReader {
     did: string,
     collection: C,
   ): Promise<{ records: ReadRecord<C>[]; invalid: { uri: string; error: string }[] }> {
-    const pds = await this.pdsFor(did)
-    if (!pds) throw new Error(`cannot resolve ${did} to a PDS`)
+    const { pds, why } = await this.resolvePds(did)
+    if (!pds) throw new Error(`cannot resolve ${did} to a PDS: ${why}`)
     const records: ReadRecord<C>[] = []
     const invalid: { uri: string; error: string }[] = []
     let cursor: string | undefined

@@ -10,19 +10,36 @@ import type { IdResolver } from '@atproto/identity'
 import { encode as cborEncode } from '@atproto/lex-cbor'
 import { MST, MemoryBlockstore, def, formatDataKey, type Commit } from '@atproto/repo'
 import type { CommitEvt } from '@atproto/sync'
+import { RESOLVE_RETRY_DELAYS_MS, isSettledResolveError, resolveRetrying } from '../identity/resolver.js'
 import { verifyDidKeySignature } from '../identity/signature.js'
 
 /** How long a resolved signing key is used before asking the resolver (and its cache) again. */
 const KEY_TTL_MS = 60_000
+/**
+ * How long a DID whose key could not be had (no answer after retries) fails at once: one
+ * account whose DID document never answers (a did:web host that hangs) must not hold up,
+ * record after record, the stream it shares with everyone else.
+ */
+const UNAVAILABLE_TTL_MS = 30_000
 
 /** A commit's verdict: its MST when it is signed by the repo, nothing when it is not. */
 type CheckedCommit = { mst?: MST }
 
 export class CommitProver {
   private readonly keys = new Map<string, { didKey: string; at: number }>()
+  private readonly unavailable = new Map<string, { why: string; at: number }>()
   private last?: { cid: string; checked: Promise<CheckedCommit> }
 
-  constructor(private readonly idResolver: IdResolver) {}
+  constructor(
+    private readonly idResolver: IdResolver,
+    private readonly retryDelaysMs: readonly number[] = RESOLVE_RETRY_DELAYS_MS,
+  ) {}
+
+  /** Why the repo's signing key could not be had lately, if it could not (its records are unproven for that). */
+  keyUnavailable(did: string): string | undefined {
+    const u = this.unavailable.get(did)
+    return u && Date.now() - u.at < UNAVAILABLE_TTL_MS ? u.why : undefined
+  }
 
   /** Whether the op is proven by its commit; never throws (a malformed commit proves nothing). */
   async proves(evt: CommitEvt): Promise<boolean> {
@@ -55,8 +72,17 @@ export class CommitProver {
   private async key(did: string, refresh: boolean): Promise<string> {
     const cached = this.keys.get(did)
     if (!refresh && cached && Date.now() - cached.at < KEY_TTL_MS) return cached.didKey
-    const didKey = await this.idResolver.did.resolveAtprotoKey(did, refresh)
-    this.keys.set(did, { didKey, at: Date.now() })
-    return didKey
+    const failing = this.keyUnavailable(did)
+    if (failing) throw new Error(failing)
+    try {
+      // a loaded machine or a busy directory costs time here, not the record
+      const didKey = await resolveRetrying(() => this.idResolver.did.resolveAtprotoKey(did, refresh), this.retryDelaysMs)
+      this.keys.set(did, { didKey, at: Date.now() })
+      this.unavailable.delete(did)
+      return didKey
+    } catch (err) {
+      if (!isSettledResolveError(err)) this.unavailable.set(did, { why: (err as Error).message, at: Date.now() })
+      throw err
+    }
   }
 }

@@ -128,7 +128,9 @@ export class Ingestor {
     const db = this.opts.db
     if (!(await this.prover.proves(evt))) {
       this.stats.unproven++
-      this.opts.logger.warn({ uri, commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
+      const keyUnavailable = this.prover.keyUnavailable(did)
+      if (keyUnavailable) this.opts.logger.warn({ uri, did, err: keyUnavailable }, "record skipped: the repo's signing key could not be resolved")
+      else this.opts.logger.warn({ uri, commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
       this.persistLater(source, evt.seq)
       return
     }

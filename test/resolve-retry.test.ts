@@ -1,0 +1,155 @@
+// Identity resolution when the directory does not answer for a while (a loaded machine, a
+// busy PLC): the repo reader and the commit prover ask again instead of losing a follow,
+// a daemon start or a record; an answer about the DID itself (not found) is final at once.
+// The PLC and PDS are real; a proxy in front of the PLC fails the requests it is told to.
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Firehose, type CommitEvt } from '@atproto/sync'
+import type { DevAccount, DevNetwork } from '../src/dev/network.js'
+import { createIdResolver } from '../src/identity/resolver.js'
+import { COLLECTIONS } from '../src/records/index.js'
+import { RepoReader } from '../src/repo/reader.js'
+import { CommitProver } from '../src/sync/commit-proof.js'
+import { nowIso, waitFor } from '../src/util/time.js'
+import { startNetwork } from './helpers/commune.js'
+
+/** Forwards to the PLC; the next `failing` requests get a 503, or a dropped connection. */
+class FailingPlc {
+  failing = 0
+  how: '503' | 'reset' = '503'
+  requests = 0
+  private constructor(
+    private readonly server: http.Server,
+    readonly url: string,
+  ) {}
+
+  static async start(upstream: string): Promise<FailingPlc> {
+    let proxy: FailingPlc | undefined
+    const server = http.createServer((req, res) => {
+      const p = proxy!
+      p.requests++
+      if (p.failing > 0) {
+        p.failing--
+        if (p.how === 'reset') return req.socket.destroy()
+        res.writeHead(503, { 'content-type': 'application/json' }).end('{"message":"busy"}')
+        return
+      }
+      const up = http.request(new URL(req.url!, upstream), { method: req.method, headers: { ...req.headers, host: new URL(upstream).host } }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers)
+        r.pipe(res)
+      })
+      up.on('error', () => res.destroy())
+      req.pipe(up)
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    proxy = new FailingPlc(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+    return proxy
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections()
+    return new Promise((r) => this.server.close(() => r()))
+  }
+}
+
+const FAST = [20, 20, 20]
+let net: DevNetwork
+let plc: FailingPlc
+let alice: DevAccount
+let hose: Firehose
+const events: CommitEvt[] = []
+
+beforeAll(async () => {
+  net = await startNetwork()
+  plc = await FailingPlc.start(net.plcUrl)
+  alice = await net.createAccount('alice')
+  hose = new Firehose({
+    idResolver: net.idResolver,
+    service: net.pdsUrl.replace(/^http/, 'ws'),
+    filterCollections: ['commune.scheduler.*'],
+    unauthenticatedCommits: true,
+    excludeIdentity: true,
+    excludeAccount: true,
+    excludeSync: true,
+    handleEvent: async (evt) => {
+      if (evt.event === 'create') events.push(evt)
+    },
+    onError: () => undefined,
+  })
+  void hose.start()
+})
+afterAll(async () => {
+  await hose?.destroy()
+  await plc?.close()
+  await net?.close()
+})
+
+/** A resolver with an empty cache, reaching the PLC through the proxy. */
+const throughProxy = () => createIdResolver({ plcUrl: plc.url, allowInsecureHttp: true })
+
+const created = async (rkey: string): Promise<CommitEvt> => {
+  const put = await alice.writer.put(COLLECTIONS.cluster, rkey, { $type: COLLECTIONS.cluster, members: [], createdAt: nowIso() })
+  let found: CommitEvt | undefined
+  await waitFor(() => (found = events.find((e) => e.uri.toString() === put.uri)) !== undefined, { timeoutMs: 30_000, what: `the firehose to carry ${put.uri}` })
+  return found!
+}
+
+describe('identity resolution through a directory that fails for a while (real PLC + PDS)', () => {
+  it("the repo reader asks again: a PLC that answers 503, then drops a connection, still gives the DID's PDS", async () => {
+    const reader = new RepoReader(throughProxy(), FAST)
+    plc.requests = 0
+    plc.how = '503'
+    plc.failing = 2
+    expect(await reader.pdsFor(alice.did)).toBe(net.pdsUrl)
+    expect(plc.requests).toBe(3)
+
+    const again = new RepoReader(throughProxy(), FAST)
+    plc.requests = 0
+    plc.how = 'reset'
+    plc.failing = 3
+    expect((await again.list(alice.did, COLLECTIONS.cluster)).invalid).toEqual([])
+    expect(plc.requests).toBe(4)
+  })
+
+  it('gives up after its retries with the reason, and a DID the directory does not know is not asked about twice', async () => {
+    plc.how = '503'
+    plc.requests = 0
+    plc.failing = 100
+    await expect(new RepoReader(throughProxy(), FAST).list(alice.did, COLLECTIONS.cluster)).rejects.toThrow(`cannot resolve ${alice.did} to a PDS: Service Unavailable`)
+    expect(plc.requests).toBe(FAST.length + 1)
+
+    plc.failing = 0
+    plc.requests = 0
+    const unknown = 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'
+    await expect(new RepoReader(throughProxy(), FAST).list(unknown, COLLECTIONS.cluster)).rejects.toThrow(`cannot resolve ${unknown} to a PDS`)
+    expect(plc.requests).toBe(1)
+  })
+
+  it('the commit prover proves a genuine record although its first key lookups found no answer', async () => {
+    const evt = await created('retried')
+    const prover = new CommitProver(throughProxy(), FAST)
+    plc.how = 'reset'
+    plc.requests = 0
+    plc.failing = 2
+    expect(await prover.proves(evt)).toBe(true)
+    expect(plc.requests).toBe(3)
+    expect(prover.keyUnavailable(alice.did)).toBeUndefined()
+  })
+
+  it('a repo whose key cannot be had is named as such, and is not asked about again for each of its records', async () => {
+    const first = await created('unavailable-1')
+    const second = await created('unavailable-2')
+    const prover = new CommitProver(throughProxy(), FAST)
+    plc.how = '503'
+    plc.requests = 0
+    plc.failing = 100
+    expect(await prover.proves(first)).toBe(false)
+    expect(prover.keyUnavailable(alice.did)).toBe('Service Unavailable')
+    const asked = plc.requests
+    expect(asked).toBe(FAST.length + 1)
+    expect(await prover.proves(second)).toBe(false)
+    expect(plc.requests).toBe(asked)
+    plc.failing = 0
+  })
+})
