@@ -10,7 +10,11 @@ import type { DevAccount, DevNetwork } from '../src/dev/network.js'
 import { createIdResolver } from '../src/identity/resolver.js'
 import { COLLECTIONS } from '../src/records/index.js'
 import { RepoReader } from '../src/repo/reader.js'
+import { LocalDb } from '../src/db/index.js'
+import { PublicState } from '../src/scheduler/state.js'
 import { CommitProver } from '../src/sync/commit-proof.js'
+import { Ingestor, type RecordChange } from '../src/sync/ingest.js'
+import { silentLogger } from '../src/util/logger.js'
 import { nowIso, waitFor } from '../src/util/time.js'
 import { startNetwork } from './helpers/commune.js'
 
@@ -128,7 +132,7 @@ describe('identity resolution through a directory that fails for a while (real P
 
   it('the commit prover proves a genuine record although its first key lookups found no answer', async () => {
     const evt = await created('retried')
-    const prover = new CommitProver(throughProxy(), FAST)
+    const prover = new CommitProver(throughProxy(), { retryDelaysMs: FAST })
     plc.how = 'reset'
     plc.requests = 0
     plc.failing = 2
@@ -140,7 +144,7 @@ describe('identity resolution through a directory that fails for a while (real P
   it('a repo whose key cannot be had is named as such, and is not asked about again for each of its records', async () => {
     const first = await created('unavailable-1')
     const second = await created('unavailable-2')
-    const prover = new CommitProver(throughProxy(), FAST)
+    const prover = new CommitProver(throughProxy(), { retryDelaysMs: FAST })
     plc.how = '503'
     plc.requests = 0
     plc.failing = 100
@@ -151,5 +155,38 @@ describe('identity resolution through a directory that fails for a while (real P
     expect(await prover.proves(second)).toBe(false)
     expect(plc.requests).toBe(asked)
     plc.failing = 0
+  })
+
+  it('the firehose: a record skipped while the directory gave no answer is read again, with its proof, once it answers', async () => {
+    const carol = await net.createAccount('carol')
+    const state = new PublicState()
+    const db = new LocalDb(':memory:')
+    const changes: RecordChange[] = []
+    const ingestor = new Ingestor({ idResolver: throughProxy(), db, state, logger: silentLogger(), onChange: (c) => changes.push(c), resolveRetryDelaysMs: FAST, recheckDelayMs: 300 })
+    try {
+      plc.how = '503'
+      plc.failing = 1_000_000
+      ingestor.addSource(net.pdsUrl)
+      const put = await carol.writer.put(COLLECTIONS.cluster, 'garden', { $type: COLLECTIONS.cluster, members: [alice.did], createdAt: nowIso() })
+      await waitFor(() => ingestor.stats.unproven >= 1, { timeoutMs: 30_000, what: "carol's record to be skipped for want of her key" })
+      expect(state.clusters.has(put.uri)).toBe(false)
+      // still no answer: it waits, and is not given up
+      await new Promise((r) => setTimeout(r, 1000))
+      expect(state.clusters.has(put.uri)).toBe(false)
+
+      plc.failing = 0
+      await waitFor(() => state.clusters.has(put.uri), { timeoutMs: 30_000, what: "carol's record to be read again" })
+      expect(state.clusters.get(put.uri)!.cid).toBe(put.cid)
+      expect(state.clusters.get(put.uri)!.record.members).toEqual([alice.did])
+      expect(changes.filter((c) => c.uri === put.uri).map((c) => c.action)).toEqual(['put'])
+      // her next records are proven as they come
+      const next = await carol.writer.put(COLLECTIONS.cluster, 'orchard', { $type: COLLECTIONS.cluster, members: [], createdAt: nowIso() })
+      await waitFor(() => state.clusters.has(next.uri), { timeoutMs: 30_000, what: "carol's next record" })
+      expect(ingestor.stats.unproven).toBe(1)
+    } finally {
+      plc.failing = 0
+      await ingestor.close()
+      db.close()
+    }
   })
 })

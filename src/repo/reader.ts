@@ -64,6 +64,21 @@ export class RepoReader {
     return { ok: true, value: { uri: res.data.uri, cid: res.data.cid ?? '', rkey, record: valid.record } }
   }
 
+  /**
+   * The repo's signed proof of one record (a CAR: commit, MST path, record), null when the
+   * PDS says there is no such record; throws when the DID or its PDS does not answer.
+   */
+  async recordProof(did: string, collection: string, rkey: string): Promise<Uint8Array | null> {
+    const { pds, why } = await this.resolvePds(did)
+    if (!pds) throw new Error(`cannot resolve ${did} to a PDS: ${why}`)
+    try {
+      return (await this.agentFor(pds).com.atproto.sync.getRecord({ did, collection, rkey })).data
+    } catch (err) {
+      if ((err as { error?: string }).error === 'RecordNotFound') return null
+      throw err
+    }
+  }
+
   /** All valid records of a collection; invalid ones are returned separately, not thrown. */
   async list<C extends Collection>(
     did: string,

@@ -8,7 +8,7 @@
 // kept: a commit is verified once however many scheduler records it carries.
 import type { IdResolver } from '@atproto/identity'
 import { encode as cborEncode } from '@atproto/lex-cbor'
-import { MST, MemoryBlockstore, def, formatDataKey, type Commit } from '@atproto/repo'
+import { MST, MemoryBlockstore, def, formatDataKey, readCarWithRoot, type BlockMap, type Commit } from '@atproto/repo'
 import type { CommitEvt } from '@atproto/sync'
 import { RESOLVE_RETRY_DELAYS_MS, isSettledResolveError, resolveRetrying } from '../identity/resolver.js'
 import { verifyDidKeySignature } from '../identity/signature.js'
@@ -20,7 +20,7 @@ const KEY_TTL_MS = 60_000
  * account whose DID document never answers (a did:web host that hangs) must not hold up,
  * record after record, the stream it shares with everyone else.
  */
-const UNAVAILABLE_TTL_MS = 30_000
+export const UNAVAILABLE_TTL_MS = 30_000
 
 /** A commit's verdict: its MST when it is signed by the repo, nothing when it is not. */
 type CheckedCommit = { mst?: MST }
@@ -30,21 +30,27 @@ export class CommitProver {
   private readonly unavailable = new Map<string, { why: string; at: number }>()
   private last?: { cid: string; checked: Promise<CheckedCommit> }
 
+  private readonly retryDelaysMs: readonly number[]
+  private readonly unavailableTtlMs: number
+
   constructor(
     private readonly idResolver: IdResolver,
-    private readonly retryDelaysMs: readonly number[] = RESOLVE_RETRY_DELAYS_MS,
-  ) {}
+    opts: { retryDelaysMs?: readonly number[]; unavailableTtlMs?: number } = {},
+  ) {
+    this.retryDelaysMs = opts.retryDelaysMs ?? RESOLVE_RETRY_DELAYS_MS
+    this.unavailableTtlMs = opts.unavailableTtlMs ?? UNAVAILABLE_TTL_MS
+  }
 
   /** Why the repo's signing key could not be had lately, if it could not (its records are unproven for that). */
   keyUnavailable(did: string): string | undefined {
     const u = this.unavailable.get(did)
-    return u && Date.now() - u.at < UNAVAILABLE_TTL_MS ? u.why : undefined
+    return u && Date.now() - u.at < this.unavailableTtlMs ? u.why : undefined
   }
 
   /** Whether the op is proven by its commit; never throws (a malformed commit proves nothing). */
   async proves(evt: CommitEvt): Promise<boolean> {
     const cid = evt.commit.toString()
-    if (this.last?.cid !== cid) this.last = { cid, checked: this.check(evt).catch(() => ({})) }
+    if (this.last?.cid !== cid) this.last = { cid, checked: this.check(evt.did, evt.commit, evt.blocks).catch(() => ({})) }
     const { mst } = await this.last.checked
     if (!mst) return false
     try {
@@ -55,11 +61,28 @@ export class CommitProver {
     }
   }
 
-  private async check(evt: CommitEvt): Promise<CheckedCommit> {
-    const store = new MemoryBlockstore(evt.blocks)
-    const commit = await store.readObj(evt.commit, def.commit)
-    if (commit.did !== evt.did) return {}
-    const signed = (await this.signedBy(commit, await this.key(evt.did, false))) || (await this.signedBy(commit, await this.key(evt.did, true)))
+  /**
+   * A record as the repo's signed proof of it shows it (the CAR of `com.atproto.sync.getRecord`):
+   * its CID and value, null when the proof shows no such record, undefined when nothing is proven.
+   */
+  async provenRecord(did: string, car: Uint8Array, collection: string, rkey: string): Promise<{ cid: string; record: unknown } | null | undefined> {
+    try {
+      const { root, blocks } = await readCarWithRoot(car)
+      const { mst } = await this.check(did, root, blocks)
+      if (!mst) return undefined
+      const cid = await mst.get(formatDataKey(collection, rkey))
+      if (!cid) return null
+      return { cid: cid.toString(), record: await new MemoryBlockstore(blocks).readRecord(cid) }
+    } catch {
+      return undefined
+    }
+  }
+
+  private async check(did: string, root: CommitEvt['commit'], blocks: BlockMap): Promise<CheckedCommit> {
+    const store = new MemoryBlockstore(blocks)
+    const commit = await store.readObj(root, def.commit)
+    if (commit.did !== did) return {}
+    const signed = (await this.signedBy(commit, await this.key(did, false))) || (await this.signedBy(commit, await this.key(did, true)))
     return signed ? { mst: MST.load(store, commit.data) } : {}
   }
 

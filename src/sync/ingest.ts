@@ -18,7 +18,10 @@ import type { Logger } from 'pino'
 import type { LocalDb } from '../db/index.js'
 import { isSchedulerCollection, validateRecord, type Collection } from '../records/index.js'
 import type { PublicState, Stored } from '../scheduler/state.js'
-import { CommitProver } from './commit-proof.js'
+import { RESOLVE_RETRY_DELAYS_MS } from '../identity/resolver.js'
+import { RepoReader } from '../repo/reader.js'
+import { CommitProver, UNAVAILABLE_TTL_MS } from './commit-proof.js'
+import { Recheck } from './recheck.js'
 
 export interface RecordChange {
   collection: Collection
@@ -39,6 +42,10 @@ export interface IngestOptions {
   /** A record to keep out of the state (e.g. an older echo of one of our own writes). */
   ignore?: (collection: Collection, stored: Stored<unknown>) => boolean
   reconnectDelayMs?: number
+  /** Waits before asking the DID directory again (default RESOLVE_RETRY_DELAYS_MS). */
+  resolveRetryDelaysMs?: readonly number[]
+  /** How long after a record is skipped for want of its repo's key it is read again (default 30 s). */
+  recheckDelayMs?: number
 }
 
 const BATCH_ROWS = 200
@@ -48,13 +55,24 @@ export class Ingestor {
   private hoses = new Map<string, Firehose>()
   readonly stats = { events: 0, applied: 0, invalid: 0, unproven: 0, errors: 0 }
   private readonly prover: CommitProver
+  private readonly recheck: Recheck
   private batch: (() => void)[] = []
   private batchCursors = new Map<string, number>()
   private batchTimer?: NodeJS.Timeout
   private closed = false
 
   constructor(private readonly opts: IngestOptions) {
-    this.prover = new CommitProver(opts.idResolver)
+    const retryDelaysMs = opts.resolveRetryDelaysMs ?? RESOLVE_RETRY_DELAYS_MS
+    const recheckDelayMs = opts.recheckDelayMs ?? UNAVAILABLE_TTL_MS
+    // the key is asked for again when the skipped records are
+    this.prover = new CommitProver(opts.idResolver, { retryDelaysMs, unavailableTtlMs: recheckDelayMs })
+    this.recheck = new Recheck({
+      prover: this.prover,
+      reader: new RepoReader(opts.idResolver, retryDelaysMs),
+      logger: opts.logger,
+      delayMs: recheckDelayMs,
+      apply: (s, found) => this.applyRechecked(s, found),
+    })
   }
 
   /** Loads what earlier runs believed, so replays from the cursor are all that is needed. */
@@ -129,11 +147,14 @@ export class Ingestor {
     if (!(await this.prover.proves(evt))) {
       this.stats.unproven++
       const keyUnavailable = this.prover.keyUnavailable(did)
-      if (keyUnavailable) this.opts.logger.warn({ uri, did, err: keyUnavailable }, "record skipped: the repo's signing key could not be resolved")
-      else this.opts.logger.warn({ uri, commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
+      if (keyUnavailable) {
+        this.opts.logger.warn({ uri, did, err: keyUnavailable }, "record skipped until its repo's signing key can be resolved")
+        this.recheck.add(uri, { collection, did, rkey })
+      } else this.opts.logger.warn({ uri, commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
       this.persistLater(source, evt.seq)
       return
     }
+    this.recheck.superseded(uri)
     if (evt.event === 'delete') {
       this.persistLater(source, evt.seq, () => db.deleteRecord(uri))
       if (this.opts.state.delete(collection, did, rkey)) {
@@ -209,11 +230,28 @@ export class Ingestor {
     return changed
   }
 
+  /** A skipped record, read again with its repo's proof: what the repo holds now. */
+  private applyRechecked(s: { uri: string; collection: Collection; did: string; rkey: string }, found: { cid: string; record: unknown } | null): void {
+    if (this.closed) return
+    if (found === null) {
+      if (this.opts.state.delete(s.collection, s.did, s.rkey)) {
+        this.queueWrite(() => this.opts.db.deleteRecord(s.uri))
+        this.stats.applied++
+        this.opts.onChange?.({ collection: s.collection, uri: s.uri, did: s.did, rkey: s.rkey, action: 'delete', seenAt: Date.now() })
+      }
+      return
+    }
+    const stored = { uri: s.uri, cid: found.cid, did: s.did, rkey: s.rkey, record: found.record }
+    if (this.opts.ignore?.(s.collection, stored)) return
+    if (this.applyRecord(s.collection, stored, true)) this.opts.logger.info({ uri: s.uri }, 'skipped record read again with its proof')
+  }
+
   private persist(collection: Collection, s: Stored<unknown>): void {
     this.opts.db.putRecord({ uri: s.uri, collection, did: s.did, rkey: s.rkey, cid: s.cid, json: JSON.stringify(s.record) })
   }
 
   async close(): Promise<void> {
+    this.recheck.close()
     await Promise.allSettled([...this.hoses.values()].map((h) => h.destroy()))
     this.hoses.clear()
     this.flush()
