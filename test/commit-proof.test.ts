@@ -6,13 +6,14 @@ import fc from 'fast-check'
 import { P256Keypair, Secp256k1Keypair, verifySignature, type Keypair } from '@atproto/crypto'
 import { BlockMap, signCommit, type Commit } from '@atproto/repo'
 import { decode as cborDecode } from '@atproto/lex-cbor'
-import { Firehose, type CommitEvt } from '@atproto/sync'
+import type { CommitEvt } from '@atproto/sync'
 import { secp256k1Verifier, verifyDidKeySignature } from '../src/identity/signature.js'
 import { CommitProver } from '../src/sync/commit-proof.js'
 import type { DevNetwork, DevAccount } from '../src/dev/network.js'
 import { COLLECTIONS } from '../src/records/index.js'
-import { nowIso, waitFor } from '../src/util/time.js'
+import { nowIso } from '../src/util/time.js'
 import { startNetwork } from './helpers/commune.js'
+import { watchCommits, type CommitWatch } from './helpers/commits.js'
 
 const ORDERS = {
   secp256k1: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n,
@@ -95,39 +96,21 @@ describe('op proofs on real commits (real PLC + PDS + firehose)', () => {
   let net: DevNetwork
   let alice: DevAccount
   let bob: DevAccount
-  let hose: Firehose
-  const events: CommitEvt[] = []
+  let commits: CommitWatch
 
   beforeAll(async () => {
     net = await startNetwork()
     alice = await net.createAccount('alice')
     bob = await net.createAccount('bob')
-    hose = new Firehose({
-      idResolver: net.idResolver,
-      service: net.pdsUrl.replace(/^http/, 'ws'),
-      filterCollections: ['commune.scheduler.*'],
-      unauthenticatedCommits: true,
-      excludeIdentity: true,
-      excludeAccount: true,
-      excludeSync: true,
-      handleEvent: async (evt) => {
-        if (evt.event === 'create' || evt.event === 'update' || evt.event === 'delete') events.push(evt)
-      },
-      onError: () => undefined,
-    })
-    void hose.start()
+    commits = watchCommits(net)
   })
   afterAll(async () => {
-    await hose?.destroy()
+    await commits?.close()
     await net?.close()
   })
 
   const cluster = (members: string[]) => ({ $type: COLLECTIONS.cluster, members, createdAt: nowIso() })
-  const eventFor = async (uri: string, kind: CommitEvt['event']): Promise<CommitEvt> => {
-    let found: CommitEvt | undefined
-    await waitFor(() => (found = events.find((e) => e.uri.toString() === uri && e.event === kind)) !== undefined, { timeoutMs: 30_000, what: `the firehose to carry ${kind} ${uri}` })
-    return found!
-  }
+  const eventFor = (uri: string, kind: CommitEvt['event']) => commits.eventFor(uri, kind)
   /** The event with its commit block replaced by `commit` re-signed with `kp`. */
   const resigned = async (evt: CommitEvt, kp: Keypair, change: (c: Commit) => Commit = (c) => c): Promise<CommitEvt> => {
     const original = cborDecode(evt.blocks.get(evt.commit)!) as Commit

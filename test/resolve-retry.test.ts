@@ -5,7 +5,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Firehose, type CommitEvt } from '@atproto/sync'
+import type { CommitEvt } from '@atproto/sync'
 import type { DevAccount, DevNetwork } from '../src/dev/network.js'
 import { createIdResolver } from '../src/identity/resolver.js'
 import { COLLECTIONS } from '../src/records/index.js'
@@ -17,11 +17,13 @@ import { Ingestor, type RecordChange } from '../src/sync/ingest.js'
 import { silentLogger } from '../src/util/logger.js'
 import { nowIso, waitFor } from '../src/util/time.js'
 import { startNetwork } from './helpers/commune.js'
+import { watchCommits, type CommitWatch } from './helpers/commits.js'
 
 /** Forwards to the PLC; the next `failing` requests get a 503, or a dropped connection. */
 class FailingPlc {
-  failing = 0
-  how: '503' | 'reset' = '503'
+  private failing = 0
+  private how: '503' | 'reset' = '503'
+  /** Requests that reached the proxy since the last `fail`. */
   requests = 0
   private constructor(
     private readonly server: http.Server,
@@ -51,6 +53,13 @@ class FailingPlc {
     return proxy
   }
 
+  /** Fails the next `n` requests this way, counting requests from now. */
+  fail(n: number, how: '503' | 'reset' = '503'): void {
+    this.failing = n
+    this.how = how
+    this.requests = 0
+  }
+
   close(): Promise<void> {
     this.server.closeAllConnections()
     return new Promise((r) => this.server.close(() => r()))
@@ -61,30 +70,16 @@ const FAST = [20, 20, 20]
 let net: DevNetwork
 let plc: FailingPlc
 let alice: DevAccount
-let hose: Firehose
-const events: CommitEvt[] = []
+let commits: CommitWatch
 
 beforeAll(async () => {
   net = await startNetwork()
   plc = await FailingPlc.start(net.plcUrl)
   alice = await net.createAccount('alice')
-  hose = new Firehose({
-    idResolver: net.idResolver,
-    service: net.pdsUrl.replace(/^http/, 'ws'),
-    filterCollections: ['commune.scheduler.*'],
-    unauthenticatedCommits: true,
-    excludeIdentity: true,
-    excludeAccount: true,
-    excludeSync: true,
-    handleEvent: async (evt) => {
-      if (evt.event === 'create') events.push(evt)
-    },
-    onError: () => undefined,
-  })
-  void hose.start()
+  commits = watchCommits(net)
 })
 afterAll(async () => {
-  await hose?.destroy()
+  await commits?.close()
   await plc?.close()
   await net?.close()
 })
@@ -94,37 +89,28 @@ const throughProxy = () => createIdResolver({ plcUrl: plc.url, allowInsecureHttp
 
 const created = async (rkey: string): Promise<CommitEvt> => {
   const put = await alice.writer.put(COLLECTIONS.cluster, rkey, { $type: COLLECTIONS.cluster, members: [], createdAt: nowIso() })
-  let found: CommitEvt | undefined
-  await waitFor(() => (found = events.find((e) => e.uri.toString() === put.uri)) !== undefined, { timeoutMs: 30_000, what: `the firehose to carry ${put.uri}` })
-  return found!
+  return commits.eventFor(put.uri, 'create')
 }
 
 describe('identity resolution through a directory that fails for a while (real PLC + PDS)', () => {
   it("the repo reader asks again: a PLC that answers 503, then drops a connection, still gives the DID's PDS", async () => {
     const reader = new RepoReader(throughProxy(), FAST)
-    plc.requests = 0
-    plc.how = '503'
-    plc.failing = 2
+    plc.fail(2, '503')
     expect(await reader.pdsFor(alice.did)).toBe(net.pdsUrl)
     expect(plc.requests).toBe(3)
 
     const again = new RepoReader(throughProxy(), FAST)
-    plc.requests = 0
-    plc.how = 'reset'
-    plc.failing = 3
+    plc.fail(3, 'reset')
     expect((await again.list(alice.did, COLLECTIONS.cluster)).invalid).toEqual([])
     expect(plc.requests).toBe(4)
   })
 
   it('gives up after its retries with the reason, and a DID the directory does not know is not asked about twice', async () => {
-    plc.how = '503'
-    plc.requests = 0
-    plc.failing = 100
+    plc.fail(100, '503')
     await expect(new RepoReader(throughProxy(), FAST).list(alice.did, COLLECTIONS.cluster)).rejects.toThrow(`cannot resolve ${alice.did} to a PDS: Service Unavailable`)
     expect(plc.requests).toBe(FAST.length + 1)
 
-    plc.failing = 0
-    plc.requests = 0
+    plc.fail(0)
     const unknown = 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'
     await expect(new RepoReader(throughProxy(), FAST).list(unknown, COLLECTIONS.cluster)).rejects.toThrow(`cannot resolve ${unknown} to a PDS`)
     expect(plc.requests).toBe(1)
@@ -133,9 +119,7 @@ describe('identity resolution through a directory that fails for a while (real P
   it('the commit prover proves a genuine record although its first key lookups found no answer', async () => {
     const evt = await created('retried')
     const prover = new CommitProver(throughProxy(), { retryDelaysMs: FAST })
-    plc.how = 'reset'
-    plc.requests = 0
-    plc.failing = 2
+    plc.fail(2, 'reset')
     expect(await prover.proves(evt)).toBe(true)
     expect(plc.requests).toBe(3)
     expect(prover.keyUnavailable(alice.did)).toBeUndefined()
@@ -145,16 +129,14 @@ describe('identity resolution through a directory that fails for a while (real P
     const first = await created('unavailable-1')
     const second = await created('unavailable-2')
     const prover = new CommitProver(throughProxy(), { retryDelaysMs: FAST })
-    plc.how = '503'
-    plc.requests = 0
-    plc.failing = 100
+    plc.fail(100, '503')
     expect(await prover.proves(first)).toBe(false)
     expect(prover.keyUnavailable(alice.did)).toBe('Service Unavailable')
     const asked = plc.requests
     expect(asked).toBe(FAST.length + 1)
     expect(await prover.proves(second)).toBe(false)
     expect(plc.requests).toBe(asked)
-    plc.failing = 0
+    plc.fail(0)
   })
 
   it('the firehose: a record skipped while the directory gave no answer is read again, with its proof, once it answers', async () => {
@@ -164,8 +146,7 @@ describe('identity resolution through a directory that fails for a while (real P
     const changes: RecordChange[] = []
     const ingestor = new Ingestor({ idResolver: throughProxy(), db, state, logger: silentLogger(), onChange: (c) => changes.push(c), resolveRetryDelaysMs: FAST, recheckDelayMs: 300 })
     try {
-      plc.how = '503'
-      plc.failing = 1_000_000
+      plc.fail(1_000_000)
       ingestor.addSource(net.pdsUrl)
       const put = await carol.writer.put(COLLECTIONS.cluster, 'garden', { $type: COLLECTIONS.cluster, members: [alice.did], createdAt: nowIso() })
       await waitFor(() => ingestor.stats.unproven >= 1, { timeoutMs: 30_000, what: "carol's record to be skipped for want of her key" })
@@ -174,7 +155,7 @@ describe('identity resolution through a directory that fails for a while (real P
       await new Promise((r) => setTimeout(r, 1000))
       expect(state.clusters.has(put.uri)).toBe(false)
 
-      plc.failing = 0
+      plc.fail(0)
       await waitFor(() => state.clusters.has(put.uri), { timeoutMs: 30_000, what: "carol's record to be read again" })
       expect(state.clusters.get(put.uri)!.cid).toBe(put.cid)
       expect(state.clusters.get(put.uri)!.record.members).toEqual([alice.did])
@@ -184,7 +165,7 @@ describe('identity resolution through a directory that fails for a while (real P
       await waitFor(() => state.clusters.has(next.uri), { timeoutMs: 30_000, what: "carol's next record" })
       expect(ingestor.stats.unproven).toBe(1)
     } finally {
-      plc.failing = 0
+      plc.fail(0)
       await ingestor.close()
       db.close()
     }
