@@ -7,6 +7,10 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CommitEvt } from '@atproto/sync'
 import type { DevAccount, DevNetwork } from '../src/dev/network.js'
+import { IdResolver } from '@atproto/identity'
+import { fetchRepo } from '../src/appview/backfill.js'
+import { Indexer } from '../src/appview/indexer.js'
+import { SqliteStore } from '../src/appview/sqlite-store.js'
 import { createIdResolver } from '../src/identity/resolver.js'
 import { COLLECTIONS } from '../src/records/index.js'
 import { RepoReader } from '../src/repo/reader.js'
@@ -168,6 +172,40 @@ describe('identity resolution through a directory that fails for a while (real P
       plc.fail(0)
       await ingestor.close()
       db.close()
+    }
+  })
+
+  it("the appview: a record skipped for want of its repo's key is indexed from the repo's next snapshot, once the directory answers", async () => {
+    const dan = await net.createAccount('dan')
+    // dan's cluster names alice, so the appview indexes her repo too
+    await dan.writer.put(COLLECTIONS.cluster, 'first', { $type: COLLECTIONS.cluster, members: [alice.did], createdAt: nowIso() })
+    const store = new SqliteStore(':memory:')
+    // no cache: every key lookup and every snapshot reaches the directory through the proxy
+    const idResolver = new IdResolver({ plcUrl: plc.url, fetch: globalThis.fetch })
+    // no second look after connecting (connectGraceMs 0): that would find the skipped commit by its rev on its own
+    const indexer = new Indexer({ store, idResolver, logger: silentLogger(), seeds: [dan.did], readRepo: (pds, repo) => fetchRepo(idResolver, pds, repo), connectGraceMs: 0 })
+    try {
+      await indexer.start()
+      expect(indexer.repoStatus(dan.did)).toBe('ready')
+      await waitFor(() => indexer.repoStatus(alice.did) === 'ready', { timeoutMs: 30_000, what: "alice's repo indexed" })
+      // its subscription is live once a commit written now arrives (alice's: dan's key stays unlooked-up)
+      const probe = await alice.writer.put(COLLECTIONS.cluster, 'probe', { $type: COLLECTIONS.cluster, members: [], createdAt: nowIso() })
+      await waitFor(() => indexer.state.clusters.has(probe.uri), { timeoutMs: 30_000, what: 'the probe' })
+
+      plc.fail(1_000_000)
+      const put = await dan.writer.put(COLLECTIONS.cluster, 'garden', { $type: COLLECTIONS.cluster, members: [alice.did], createdAt: nowIso() })
+      await waitFor(() => indexer.stats.backfillFailures >= 1, { timeoutMs: 60_000, what: "dan's repo read again, and failing while the directory does not answer" })
+      expect(indexer.state.clusters.has(put.uri)).toBe(false)
+
+      plc.fail(0)
+      await waitFor(() => indexer.state.clusters.has(put.uri), { timeoutMs: 60_000, what: "dan's skipped record indexed" })
+      expect(indexer.state.clusters.get(put.uri)!.cid).toBe(put.cid)
+      expect((await store.allRecords()).some((r) => r.uri === put.uri)).toBe(true)
+      await waitFor(() => indexer.repoStatus(dan.did) === 'ready', { timeoutMs: 30_000, what: "dan's repo ready again" })
+    } finally {
+      plc.fail(0)
+      await indexer.close()
+      await store.close()
     }
   })
 })

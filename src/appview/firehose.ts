@@ -18,6 +18,8 @@ export interface SourceHandlers {
   accepts(did: string): boolean
   onCommit(source: string, evt: CommitEvt): Promise<void>
   onSync(source: string, evt: SyncEvt): Promise<void>
+  /** A record of this repo was skipped because its signing key could not be resolved (the directory gave no answer). */
+  onKeyUnavailable(source: string, did: string): void
 }
 
 export interface SourceOptions {
@@ -150,7 +152,11 @@ export class FirehoseSource implements EventRunner {
     if (evt.event === 'create' || evt.event === 'update' || evt.event === 'delete') {
       if (!(await this.prover.proves(evt))) {
         this.stats.unproven++
-        this.opts.logger.warn({ source: this.url, uri: evt.uri.toString(), commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
+        const keyUnavailable = this.prover.keyUnavailable(evt.did)
+        if (keyUnavailable) {
+          this.opts.logger.warn({ source: this.url, uri: evt.uri.toString(), err: keyUnavailable }, "record skipped: the repo's signing key could not be resolved; the repo will be read again")
+          this.opts.handlers.onKeyUnavailable(this.url, evt.did)
+        } else this.opts.logger.warn({ source: this.url, uri: evt.uri.toString(), commit: evt.commit.toString() }, 'record not proven by a signed commit: skipped')
         return
       }
       await this.opts.handlers.onCommit(this.url, evt)

@@ -344,6 +344,11 @@ export class Indexer implements MetricsSource {
         accepts: (did) => this.repos.has(did),
         onCommit: (src, evt) => this.onCommit(src, evt),
         onSync: (_src, evt) => this.onSync(evt),
+        // the skipped record is in the repo's next snapshot, taken (and retried) as any backfill
+        onKeyUnavailable: (_src, did) => {
+          const entry = this.repos.get(did)
+          if (entry && !this.closed) this.backfill(entry)
+        },
       },
     })
     this.sources.set(key, s)
