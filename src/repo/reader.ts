@@ -37,6 +37,12 @@ export class RepoReader {
     }
   }
 
+  private async requirePds(did: string): Promise<string> {
+    const { pds, why } = await this.resolvePds(did)
+    if (!pds) throw new Error(`cannot resolve ${did} to a PDS: ${why}`)
+    return pds
+  }
+
   private agentFor(pds: string): AtpAgent {
     let agent = this.agents.get(pds)
     if (!agent) {
@@ -69,8 +75,7 @@ export class RepoReader {
    * PDS says there is no such record; throws when the DID or its PDS does not answer.
    */
   async recordProof(did: string, collection: string, rkey: string): Promise<Uint8Array | null> {
-    const { pds, why } = await this.resolvePds(did)
-    if (!pds) throw new Error(`cannot resolve ${did} to a PDS: ${why}`)
+    const pds = await this.requirePds(did)
     try {
       return (await this.agentFor(pds).com.atproto.sync.getRecord({ did, collection, rkey })).data
     } catch (err) {
@@ -84,8 +89,7 @@ export class RepoReader {
     did: string,
     collection: C,
   ): Promise<{ records: ReadRecord<C>[]; invalid: { uri: string; error: string }[] }> {
-    const { pds, why } = await this.resolvePds(did)
-    if (!pds) throw new Error(`cannot resolve ${did} to a PDS: ${why}`)
+    const pds = await this.requirePds(did)
     const records: ReadRecord<C>[] = []
     const invalid: { uri: string; error: string }[] = []
     let cursor: string | undefined

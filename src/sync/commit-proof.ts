@@ -104,12 +104,17 @@ export class CommitProver {
       this.unavailable.delete(did)
       return didKey
     } catch (err) {
-      if (!isSettledResolveError(err)) {
-        // one entry per DID that failed lately: a relay's worth of failing DIDs must not pile up
-        if (this.unavailable.size >= 10_000) for (const [d, u] of this.unavailable) if (Date.now() - u.at >= this.unavailableTtlMs) this.unavailable.delete(d)
-        this.unavailable.set(did, { why: (err as Error).message, at: Date.now() })
-      }
+      if (!isSettledResolveError(err)) this.markUnavailable(did, (err as Error).message)
       throw err
     }
+  }
+
+  private markUnavailable(did: string, why: string): void {
+    const now = Date.now()
+    // one entry per DID that failed lately: a relay's worth of failing DIDs must not pile up
+    if (this.unavailable.size >= 10_000) {
+      for (const [d, u] of this.unavailable) if (now - u.at >= this.unavailableTtlMs) this.unavailable.delete(d)
+    }
+    this.unavailable.set(did, { why, at: now })
   }
 }

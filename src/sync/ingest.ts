@@ -157,10 +157,7 @@ export class Ingestor {
     this.recheck.superseded(uri)
     if (evt.event === 'delete') {
       this.persistLater(source, evt.seq, () => db.deleteRecord(uri))
-      if (this.opts.state.delete(collection, did, rkey)) {
-        this.stats.applied++
-        this.opts.onChange?.({ collection, uri, did, rkey, action: 'delete', seenAt })
-      }
+      this.removed(collection, uri, did, rkey, seenAt)
       return
     }
     const valid = validateRecord(collection, evt.record)
@@ -234,16 +231,20 @@ export class Ingestor {
   private applyRechecked(s: { uri: string; collection: Collection; did: string; rkey: string }, found: { cid: string; record: unknown } | null): void {
     if (this.closed) return
     if (found === null) {
-      if (this.opts.state.delete(s.collection, s.did, s.rkey)) {
-        this.queueWrite(() => this.opts.db.deleteRecord(s.uri))
-        this.stats.applied++
-        this.opts.onChange?.({ collection: s.collection, uri: s.uri, did: s.did, rkey: s.rkey, action: 'delete', seenAt: Date.now() })
-      }
+      this.queueWrite(() => this.opts.db.deleteRecord(s.uri))
+      this.removed(s.collection, s.uri, s.did, s.rkey, Date.now())
       return
     }
     const stored = { uri: s.uri, cid: found.cid, did: s.did, rkey: s.rkey, record: found.record }
     if (this.opts.ignore?.(s.collection, stored)) return
     if (this.applyRecord(s.collection, stored, true)) this.opts.logger.info({ uri: s.uri }, 'skipped record read again with its proof')
+  }
+
+  /** Takes a deleted record out of the state, telling whoever listens when it was there. */
+  private removed(collection: Collection, uri: string, did: string, rkey: string, seenAt: number): void {
+    if (!this.opts.state.delete(collection, did, rkey)) return
+    this.stats.applied++
+    this.opts.onChange?.({ collection, uri, did, rkey, action: 'delete', seenAt })
   }
 
   private persist(collection: Collection, s: Stored<unknown>): void {

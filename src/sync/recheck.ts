@@ -22,7 +22,7 @@ export interface RecheckOptions {
   logger: Logger
   /** How long after a skip the first reading is tried (the prover fails fast for a key it could not have). */
   delayMs: number
-  /** The record as its repo proves it now: a value, or null when the repo proves it absent. */
+  /** The record as its repo holds it now: a value proven by the repo's signed commit, or null when its PDS has none. */
   apply: (skipped: Skipped & { uri: string }, found: { cid: string; record: unknown } | null) => void
 }
 
@@ -33,10 +33,6 @@ export class Recheck {
   private closed = false
 
   constructor(private readonly o: RecheckOptions) {}
-
-  get size(): number {
-    return this.pending.size
-  }
 
   add(uri: string, skipped: Skipped): void {
     this.pending.delete(uri)
